@@ -1,0 +1,45 @@
+# make demo / make test work on a fresh Debian machine: missing pieces are installed first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := bubblewrap git
+
+.PHONY: install system-deps demo test lint typecheck bench clean
+
+# Debian packages the sandbox and the suite need (bubblewrap for the default sandbox).
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="$$missing python3-venv"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: system-deps $(BIN)/.installed
+
+demo: install
+	$(BIN)/corral demo
+
+lint: install
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+test: install lint typecheck
+	$(BIN)/pytest -q
+
+bench: install
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/agent_step.py
+
+clean:
+	rm -rf $(VENV) .corral .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,247 @@
+"""The `corral` command. Thin: parse flags, call a service, print. Sync only at this edge."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+
+from corral.agent.config import AgentConfig, AgentLimits
+from corral.cli.render import event_json, event_line
+from corral.domain import CorralError, Event
+from corral.orchestrator import RunResult, replay_attempt, run_task
+from corral.store import Store
+
+app = typer.Typer(
+    help="corral: run fleets of autonomous coding agents safely.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+T = TypeVar("T")
+HomeOpt = Annotated[
+    Path,
+    typer.Option(
+        "--home", envvar="CORRAL_HOME", help="Where the store and patches live.", show_default=True
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _run_async(coro: Coroutine[Any, Any, T]) -> T:
+    try:
+        return asyncio.run(coro)
+    except CorralError as e:
+        _fail(str(e).splitlines()[0] if str(e) else e.__class__.__name__)
+
+
+def _printer(enabled: bool) -> Any:
+    def show(event: Event) -> None:
+        if enabled:
+            typer.echo(event_line(event))
+
+    return show
+
+
+def _result_json(r: RunResult) -> dict[str, Any]:
+    return {
+        "status": r.status.value,
+        "reason": r.reason,
+        "steps": r.steps,
+        "cost_usd": r.cost_usd,
+        "diff": r.diff,
+        "patch": r.patch_path,
+        "attempt_id": r.attempt_id,
+        "events": [event_json(e) for e in r.events],
+    }
+
+
+def _finish(r: RunResult, as_json: bool) -> NoReturn:
+    if as_json:
+        typer.echo(json.dumps(_result_json(r), indent=2))
+    else:
+        typer.echo(f"\n{r.status.value}: {r.reason}")
+        typer.echo(f"attempt {r.attempt_id} · {r.steps} steps · ${r.cost_usd:.4f}")
+        if r.patch_path:
+            typer.echo(f"patch: {r.patch_path}")
+    raise typer.Exit(0 if r.ok else 1)
+
+
+@app.command()
+def run(
+    task: Annotated[str, typer.Argument(help="What the agent should do.")],
+    repo: Annotated[Path, typer.Option("--repo", help="The repository to work on.")],
+    model: Annotated[
+        str | None,
+        typer.Option(
+            "--model",
+            envvar="CORRAL_MODEL",
+            help="scripted:PATH, openai/gpt-4o, anthropic/claude-sonnet-4-5, "
+            "openai-compatible:http://host:port/v1#name",
+        ),
+    ] = None,
+    sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap or local.")] = "bwrap",
+    unsafe_local: Annotated[
+        bool, typer.Option("--unsafe-local", help="Allow the unisolated local sandbox.")
+    ] = False,
+    max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 50,
+    max_cost: Annotated[float | None, typer.Option("--max-cost-usd", min=0)] = None,
+    timeout: Annotated[float, typer.Option("--timeout", help="Wall-time limit, seconds.")] = 1800,
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+) -> None:
+    """Run one agent on one repository in a disposable sandbox."""
+    if not model:
+        _fail("no model given: pass --model SPEC (for example scripted:./agent.yaml)")
+    config = AgentConfig(
+        limits=AgentLimits(max_steps=max_steps, max_cost_usd=max_cost, max_wall_s=timeout)
+    )
+    result = _run_async(
+        run_task(
+            task,
+            repo,
+            model=model,
+            sandbox=sandbox,
+            unsafe_local=unsafe_local,
+            config=config,
+            home=home,
+            env=os.environ,
+            on_event=_printer(not as_json),
+        )
+    )
+    _finish(result, as_json)
+
+
+async def _events(attempt_id: str, home: Path) -> tuple[str, list[Event]]:
+    store = await Store.open(home=home)
+    try:
+        full = await store.resolve_attempt_id(attempt_id)
+        return full, await store.events(full)
+    finally:
+        await store.close()
+
+
+@app.command()
+def events(
+    attempt_id: Annotated[str, typer.Argument(help="An attempt id (or a unique prefix).")],
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+) -> None:
+    """Print an attempt's events."""
+    full, evs = _run_async(_events(attempt_id, home))
+    if as_json:
+        typer.echo(json.dumps({"attempt_id": full, "events": [event_json(e) for e in evs]}))
+        return
+    for e in evs:
+        typer.echo(event_line(e))
+
+
+async def _attempts(home: Path) -> list[dict[str, Any]]:
+    store = await Store.open(home=home)
+    try:
+        return [
+            {
+                "id": a.id,
+                "status": a.status.value,
+                "steps": a.steps,
+                "cost_usd": a.cost_usd,
+                "task": a.task,
+                "created_at": a.created_at.isoformat(),
+            }
+            for a in await store.list_attempts()
+        ]
+    finally:
+        await store.close()
+
+
+@app.command()
+def attempts(as_json: JsonOpt = False, home: HomeOpt = Path(".corral")) -> None:
+    """List recent attempts."""
+    rows = _run_async(_attempts(home))
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['status']:<9} {r['steps']:>3} steps  {r['task'][:60]}")
+
+
+@app.command()
+def replay(
+    attempt_id: Annotated[str, typer.Argument(help="The attempt to re-run.")],
+    repo: Annotated[
+        Path | None, typer.Option("--repo", help="Use this repo instead of the recorded one.")
+    ] = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+) -> None:
+    """Re-run an attempt from its recorded model responses; reports whether it reproduced."""
+
+    async def go() -> Any:
+        store = await Store.open(home=home)
+        try:
+            return await replay_attempt(
+                attempt_id, store=store, home=home, repo=repo, on_event=_printer(not as_json)
+            )
+        finally:
+            await store.close()
+
+    r = _run_async(go())
+    reproduced = r.same_actions and r.same_diff
+    if as_json:
+        out = _result_json(r.run) | {
+            "replay_of": r.original_id,
+            "same_actions": r.same_actions,
+            "same_diff": r.same_diff,
+            "reproduced": reproduced,
+        }
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        typer.echo(f"\nreplay of {r.original_id}: {r.run.status.value}")
+        typer.echo(f"same actions: {r.same_actions} · same diff: {r.same_diff}")
+    raise typer.Exit(0 if reproduced else 1)
+
+
+@app.command()
+def demo(
+    sandbox: Annotated[str, typer.Option("--sandbox")] = "bwrap",
+    unsafe_local: Annotated[bool, typer.Option("--unsafe-local")] = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+) -> None:
+    """A scripted agent fixes a failing test in a bundled sample repo (no API key needed)."""
+    from corral.cli.demo import prepare_demo
+
+    repo, script, task = prepare_demo(home)
+    if not as_json:
+        typer.echo(f"demo repo: {repo}\n")
+    result = _run_async(
+        run_task(
+            task,
+            repo,
+            model=f"scripted:{script}",
+            sandbox=sandbox,
+            unsafe_local=unsafe_local,
+            home=home,
+            on_event=_printer(not as_json),
+        )
+    )
+    if not as_json and result.diff:
+        typer.echo("\n" + result.diff)
+    _finish(result, as_json)
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app(prog_name="corral")
+    sys.exit(0)

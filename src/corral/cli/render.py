@@ -1,0 +1,61 @@
+"""How events look on a terminal and in JSON. No logic beyond presentation."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from corral.domain import (
+    ActionTaken,
+    AttemptEnded,
+    AttemptStarted,
+    Condensed,
+    Event,
+    ModelCalled,
+    Nudged,
+    Observed,
+)
+
+
+def event_json(event: Event) -> dict[str, Any]:
+    return event.model_dump(mode="json")
+
+
+def _short(text: str, lines: int = 6, width: int = 160) -> str:
+    rows = text.rstrip().splitlines()
+    shown = [r[:width] for r in rows[:lines]]
+    if len(rows) > lines:
+        shown.append(f"... ({len(rows) - lines} more lines)")
+    return "\n".join("      " + r for r in shown)
+
+
+def event_line(e: Event) -> str:
+    """One readable block per event, for `corral run` and `corral events`."""
+    head = f"{e.seq:>4} "
+    if isinstance(e, AttemptStarted):
+        return f"{head}start  {e.model} in {e.sandbox} sandbox: {e.task[:100]}"
+    if isinstance(e, ModelCalled):
+        u = e.completion.usage
+        thought = e.completion.content.strip().splitlines()[0][:120] if e.completion.content else ""
+        cost = f" ${e.completion.cost_usd:.4f}" if e.completion.cost_usd else ""
+        return (
+            f"{head}model  {u.input_tokens}→{u.output_tokens} tokens "
+            f"{e.completion.latency_s:.2f}s{cost}" + (f"  “{thought}”" if thought else "")
+        )
+    if isinstance(e, ActionTaken):
+        return f"{head}act    {e.tool} {json.dumps(e.args, default=str)[:160]}"
+    if isinstance(e, Observed):
+        flags = [f"exit {e.exit_code}"] if e.exit_code is not None else []
+        flags += ["error"] if e.is_error else []
+        flags += ["timed out"] if e.timed_out else []
+        flags += ["truncated"] if e.truncated else []
+        return f"{head}obs    {e.tool} {' · '.join(flags)}\n{_short(e.output)}"
+    if isinstance(e, Nudged):
+        return f"{head}nudge  {e.message[:160]}"
+    if isinstance(e, Condensed):
+        return f"{head}condensed through event {e.through_seq}"
+    if isinstance(e, AttemptEnded):
+        return (
+            f"{head}end    {e.status.value}: {e.reason[:200]} ({e.steps} steps, ${e.cost_usd:.4f})"
+        )
+    return f"{head}{e.type}"

@@ -1,0 +1,237 @@
+"""One attempt of one task, end to end: the smallest orchestration service.
+
+Validates every input before anything runs, then: sandbox → repo map → agent loop →
+diff → patch file, with every event persisted as it happens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.agent.config import AgentConfig, AgentLimits
+from corral.agent.loop import AgentLoop, RunOutcome, completions_of
+from corral.agent.repomap import build_repo_map
+from corral.domain import (
+    ActionTaken,
+    AttemptEnded,
+    AttemptStarted,
+    ConfigError,
+    CorralError,
+    Event,
+    RunStatus,
+    new_id,
+)
+from corral.models import ReplayModel, parse_model_spec
+from corral.ports import Model, Sandbox
+from corral.sandbox import SandboxLimits, open_sandbox
+from corral.sandbox.workspace import diff as workspace_diff
+from corral.store import Store
+from corral.tools import Toolbox, default_tools
+
+EventHook = Callable[[Event], Awaitable[None] | None]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    attempt_id: str
+    status: RunStatus
+    reason: str
+    steps: int
+    cost_usd: float
+    diff: str
+    patch_path: str | None
+    events: list[Event] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status is RunStatus.finished
+
+
+class _Sink:
+    """Persist first, then tell the watcher: the log is never behind what was shown."""
+
+    def __init__(self, store: Store, hook: EventHook | None) -> None:
+        self.store = store
+        self.hook = hook
+        self.events: list[Event] = []
+
+    async def append(self, event: Event) -> None:
+        await self.store.append(event)
+        self.events.append(event)
+        if self.hook is not None:
+            maybe = self.hook(event)
+            if maybe is not None:
+                await maybe
+
+
+def check_repo(repo: str | Path) -> Path:
+    path = Path(repo).expanduser()
+    if not path.exists():
+        raise ConfigError(f"repo {str(repo)!r} does not exist")
+    if not path.is_dir():
+        raise ConfigError(f"repo {str(repo)!r} is not a directory")
+    return path.resolve()
+
+
+async def run_task(
+    task: str,
+    repo: str | Path,
+    *,
+    model: str | Model,
+    sandbox: str = "bwrap",
+    unsafe_local: bool = False,
+    config: AgentConfig | None = None,
+    sandbox_limits: SandboxLimits | None = None,
+    store: Store | None = None,
+    home: str | Path = ".corral",
+    env: Mapping[str, str] | None = None,
+    on_event: EventHook | None = None,
+) -> RunResult:
+    """Run one agent on one repo in a fresh sandbox; returns when it finishes or stops.
+
+    Bad input (empty task, missing repo, unknown model, missing key, unknown sandbox)
+    raises ConfigError before any sandbox starts or any event is written.
+    """
+    if not task.strip():
+        raise ConfigError("the task is empty: say what the agent should do")
+    repo_path = check_repo(repo)
+    the_model = parse_model_spec(model, env=env) if isinstance(model, str) else model
+    cfg = config or AgentConfig()
+    limits = sandbox_limits or SandboxLimits(default_timeout=cfg.limits.command_timeout_s)
+    box = open_sandbox(sandbox, repo_path, limits=limits, unsafe_local=unsafe_local)
+    home_path = Path(home)
+    own_store = store is None
+    db = store or await Store.open(home=home_path)
+    try:
+        return await _run(task, repo_path, the_model, box, cfg, db, home_path, on_event)
+    finally:
+        if own_store:
+            await db.close()
+
+
+async def _run(
+    task: str,
+    repo: Path,
+    model: Model,
+    box: Sandbox,
+    cfg: AgentConfig,
+    store: Store,
+    home: Path,
+    on_event: EventHook | None,
+) -> RunResult:
+    attempt_id = new_id("att")
+    await store.create_attempt(
+        attempt_id, task=task, repo=str(repo), model=model.name, sandbox=box.kind
+    )
+    sink = _Sink(store, on_event)
+    diff = ""
+    try:
+        try:
+            await box.start()
+            repo_map = build_repo_map(box.workspace, task, token_budget=cfg.repo_map_tokens)
+            loop = AgentLoop(
+                attempt_id=attempt_id,
+                model=model,
+                sandbox=box,
+                tools=Toolbox(default_tools(bash_timeout=cfg.limits.command_timeout_s)),
+                sink=sink,
+                config=cfg,
+            )
+            outcome = await loop.run(task, repo=str(repo), repo_map=repo_map)
+            diff = workspace_diff(box.workspace)
+        except CorralError as e:
+            # The sandbox failed to start or broke: a failed attempt, recorded, not a crash.
+            seq = len(sink.events)
+            outcome = RunOutcome(RunStatus.failed, f"{e.__class__.__name__}: {e}", 0, 0.0, seq)
+    finally:
+        await box.close()
+    patch_path = _write_patch(home, attempt_id, diff)
+    await sink.append(
+        AttemptEnded(
+            attempt_id=attempt_id,
+            seq=outcome.next_seq,
+            status=outcome.status,
+            reason=outcome.reason,
+            steps=outcome.steps,
+            cost_usd=outcome.cost_usd,
+            diff=diff,
+        )
+    )
+    await store.end_attempt(
+        attempt_id,
+        status=outcome.status,
+        reason=outcome.reason,
+        steps=outcome.steps,
+        cost_usd=outcome.cost_usd,
+        patch_path=patch_path,
+    )
+    return RunResult(
+        attempt_id=attempt_id,
+        status=outcome.status,
+        reason=outcome.reason,
+        steps=outcome.steps,
+        cost_usd=outcome.cost_usd,
+        diff=diff,
+        patch_path=patch_path,
+        events=sink.events,
+    )
+
+
+def _write_patch(home: Path, attempt_id: str, diff: str) -> str | None:
+    if not diff:
+        return None
+    path = home / "patches" / f"{attempt_id}.patch"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(diff)
+    return str(path)
+
+
+@dataclass(frozen=True)
+class ReplayResult:
+    original_id: str
+    run: RunResult
+    same_actions: bool
+    same_diff: bool
+
+
+def _actions(events: list[Event]) -> list[tuple[str, str]]:
+    return [(e.tool, repr(sorted(e.args.items()))) for e in events if isinstance(e, ActionTaken)]
+
+
+async def replay_attempt(
+    attempt_id: str,
+    *,
+    store: Store,
+    home: str | Path = ".corral",
+    repo: str | Path | None = None,
+    unsafe_local: bool = False,
+    on_event: EventHook | None = None,
+) -> ReplayResult:
+    """Re-run an attempt from its recorded model responses, on a fresh copy of its repo."""
+    full_id = await store.resolve_attempt_id(attempt_id)
+    events = await store.events(full_id)
+    started = next((e for e in events if isinstance(e, AttemptStarted)), None)
+    if started is None:
+        raise ConfigError(f"attempt {full_id} has no recorded start; it cannot be replayed")
+    original_diff = next((e.diff for e in events if isinstance(e, AttemptEnded)), "")
+    model = ReplayModel(completions_of(events), name=f"replay:{started.model}")
+    limits = AgentLimits.model_validate(started.limits) if started.limits else AgentLimits()
+    run = await run_task(
+        started.task,
+        repo or started.repo,
+        model=model,
+        sandbox=started.sandbox,
+        unsafe_local=unsafe_local or started.sandbox == "local",
+        config=AgentConfig(limits=limits, system_prompt=started.system_prompt or None),
+        store=store,
+        home=home,
+        on_event=on_event,
+    )
+    return ReplayResult(
+        original_id=full_id,
+        run=run,
+        same_actions=_actions(run.events) == _actions(events),
+        same_diff=run.diff == original_diff,
+    )

@@ -1,0 +1,195 @@
+"""Named store operations over SQLAlchemy Core. SQLite (WAL) by default; Postgres by URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event as sa_event
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_json, event_to_json
+from corral.domain.events import utcnow
+from corral.store.schema import attempts, events, metadata
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    id: str
+    task: str
+    repo: str
+    model: str
+    sandbox: str
+    status: RunStatus
+    reason: str
+    steps: int
+    cost_usd: float
+    patch_path: str | None
+    created_at: datetime
+    ended_at: datetime | None
+
+
+def database_url(url: str | None, home: Path) -> str:
+    """Turn what a user typed (or nothing) into an async SQLAlchemy URL."""
+    if not url:
+        home.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{home / 'corral.db'}"
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+    if url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+        return url
+    raise ConfigError(f"unsupported store URL {url!r}: use sqlite:///PATH or postgresql://...")
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+class Store:
+    """The event log and attempt records. Every write commits before it returns."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @classmethod
+    async def open(cls, url: str | None = None, *, home: Path = Path(".corral")) -> Store:
+        full = database_url(url, home)
+        engine = create_async_engine(full)
+        if full.startswith("sqlite"):
+            sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        store = cls(engine)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        except SQLAlchemyError as e:
+            await engine.dispose()
+            raise StoreError(f"cannot open store {url or full}: {e.__class__.__name__}") from e
+        return store
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    async def create_attempt(
+        self, attempt_id: str, *, task: str, repo: str, model: str, sandbox: str
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                attempts.insert().values(
+                    id=attempt_id,
+                    task=task,
+                    repo=repo,
+                    model=model,
+                    sandbox=sandbox,
+                    status=RunStatus.running.value,
+                    created_at=utcnow(),
+                )
+            )
+
+    async def append(self, event: Event) -> None:
+        """Persist one event; a duplicate (attempt, seq) is a bug and raises StoreError."""
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    events.insert().values(
+                        attempt_id=event.attempt_id,
+                        seq=event.seq,
+                        type=event.type,
+                        ts=event.ts,
+                        payload=event_to_json(event),
+                    )
+                )
+        except IntegrityError as e:
+            raise StoreError(
+                f"event {event.seq} of attempt {event.attempt_id} already exists"
+            ) from e
+
+    async def end_attempt(
+        self,
+        attempt_id: str,
+        *,
+        status: RunStatus,
+        reason: str,
+        steps: int,
+        cost_usd: float,
+        patch_path: str | None,
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                attempts.update()
+                .where(attempts.c.id == attempt_id)
+                .values(
+                    status=status.value,
+                    reason=reason,
+                    steps=steps,
+                    cost_usd=cost_usd,
+                    patch_path=patch_path,
+                    ended_at=utcnow(),
+                )
+            )
+
+    async def get_attempt(self, attempt_id: str) -> AttemptRecord | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(attempts.select().where(attempts.c.id == attempt_id))).first()
+        return _record(row._mapping) if row else None
+
+    async def resolve_attempt_id(self, prefix: str) -> str:
+        """Accept a unique prefix of an attempt id, like git does for commits."""
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(attempts.c.id).where(attempts.c.id.startswith(prefix)).limit(2)
+                )
+            ).all()
+        if not rows:
+            raise ConfigError(f"no attempt with id {prefix!r}")
+        if len(rows) > 1:
+            raise ConfigError(f"attempt id {prefix!r} is ambiguous; give more characters")
+        return str(rows[0][0])
+
+    async def list_attempts(self, limit: int = 50) -> list[AttemptRecord]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    attempts.select().order_by(attempts.c.created_at.desc()).limit(limit)
+                )
+            ).all()
+        return [_record(r._mapping) for r in rows]
+
+    async def events(self, attempt_id: str) -> list[Event]:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(events.c.payload)
+                    .where(events.c.attempt_id == attempt_id)
+                    .order_by(events.c.seq)
+                )
+            ).all()
+        return [event_from_json(r[0]) for r in rows]
+
+
+def _record(m: Any) -> AttemptRecord:
+    return AttemptRecord(
+        id=m["id"],
+        task=m["task"],
+        repo=m["repo"],
+        model=m["model"],
+        sandbox=m["sandbox"],
+        status=RunStatus(m["status"]),
+        reason=m["reason"],
+        steps=m["steps"],
+        cost_usd=m["cost_usd"],
+        patch_path=m["patch_path"],
+        created_at=m["created_at"],
+        ended_at=m["ended_at"],
+    )
