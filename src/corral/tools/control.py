@@ -1,0 +1,64 @@
+"""Tools that touch nothing: `think` (a scratchpad) and `finish` (ends the run)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import Field
+
+from corral.domain import ToolError, ToolResult, ToolSpec
+from corral.ports import Sandbox
+from corral.tools.base import Args, json_schema, parse_args
+
+
+class ThinkArgs(Args):
+    thought: str = Field(description="Your reasoning, plan or notes.")
+
+
+class FinishArgs(Args):
+    message: str = Field(description="What you changed and how you verified it.")
+
+
+class ThinkTool:
+    """Lets the model reason in the log without acting; the thought is kept in the
+    action event, so the observation is only an acknowledgement."""
+
+    name = "think"
+
+    def __init__(self) -> None:
+        self.spec = ToolSpec(
+            name=self.name,
+            description=(
+                "Write down a thought: a plan, a hypothesis, what you learned. It changes "
+                "nothing and runs nothing; use it to reason before acting."
+            ),
+            parameters=json_schema(ThinkArgs),
+        )
+
+    async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:
+        parse_args(self.name, ThinkArgs, args)
+        return ToolResult(output="Thought recorded.")
+
+
+class FinishTool:
+    """Ends the run; the loop sees `finish_message` and stops."""
+
+    name = "finish"
+
+    def __init__(self) -> None:
+        self.spec = ToolSpec(
+            name=self.name,
+            description=(
+                "Call when the task is done (or cannot be done): the run ends and your "
+                "changes in the workspace are kept as the result. `message` summarises what "
+                "you changed and how you checked it. Verify (e.g. run the tests) before."
+            ),
+            parameters=json_schema(FinishArgs),
+        )
+
+    async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:
+        a = parse_args(self.name, FinishArgs, args)
+        if not a.message.strip():
+            raise ToolError("finish: argument 'message' must not be empty; say what you did")
+        return ToolResult(output=f"Finished: {a.message}", finish_message=a.message)
