@@ -1,0 +1,90 @@
+"""The same store suite against real SQLite and real PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from corral.domain import (
+    ActionTaken,
+    AttemptStarted,
+    Completion,
+    ConfigError,
+    ModelCalled,
+    Observed,
+    RunStatus,
+    StoreError,
+    ToolCall,
+    Usage,
+    new_id,
+)
+from corral.store import Store, database_url
+from tests.conftest import POSTGRES_URL
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    url = None if request.param == "sqlite" else POSTGRES_URL
+    s = await Store.open(url, home=tmp_path / ".corral")
+    yield s
+    await s.close()
+
+
+async def _attempt(store: Store) -> str:
+    aid = new_id("att")
+    await store.create_attempt(aid, task="fix it", repo="/r", model="scripted:x", sandbox="bwrap")
+    return aid
+
+
+async def test_events_round_trip_in_order(store: Store) -> None:
+    aid = await _attempt(store)
+    completion = Completion(
+        content="look",
+        tool_calls=(ToolCall(id="c1", name="bash", arguments={"command": "ls"}),),
+        usage=Usage(input_tokens=5, output_tokens=2),
+        cost_usd=0.001,
+    )
+    written = [
+        AttemptStarted(attempt_id=aid, seq=0, task="fix it", repo="/r", model="m", sandbox="bwrap"),
+        ModelCalled(attempt_id=aid, seq=1, model="m", completion=completion),
+        ActionTaken(attempt_id=aid, seq=2, call_id="c1", tool="bash", args={"command": "ls"}),
+        Observed(attempt_id=aid, seq=3, call_id="c1", tool="bash", output="a.py\n", exit_code=0),
+    ]
+    for e in reversed(written):  # stored order is by seq, not by arrival
+        await store.append(e)
+    assert await store.events(aid) == written
+
+
+async def test_duplicate_seq_is_rejected(store: Store) -> None:
+    aid = await _attempt(store)
+    e = ActionTaken(attempt_id=aid, seq=0, call_id="c", tool="bash")
+    await store.append(e)
+    with pytest.raises(StoreError, match="already exists"):
+        await store.append(e)
+
+
+async def test_attempt_record_and_prefix_lookup(store: Store) -> None:
+    aid = await _attempt(store)
+    await store.end_attempt(
+        aid, status=RunStatus.finished, reason="ok", steps=3, cost_usd=0.5, patch_path="/p"
+    )
+    rec = await store.get_attempt(aid)
+    assert rec is not None and rec.status is RunStatus.finished and rec.steps == 3
+    assert await store.resolve_attempt_id(aid[:-2]) == aid
+    with pytest.raises(ConfigError, match="no attempt"):
+        await store.resolve_attempt_id("att_doesnotexist")
+    assert aid in [a.id for a in await store.list_attempts()]
+
+
+def test_url_forms(tmp_path: Path) -> None:
+    assert database_url(None, tmp_path).startswith("sqlite+aiosqlite:///")
+    assert database_url("postgresql://u@h/db", tmp_path) == "postgresql+psycopg://u@h/db"
+    with pytest.raises(ConfigError, match="unsupported store URL"):
+        database_url("mysql://x", tmp_path)
+
+
+async def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open store"):
+        await Store.open("postgresql://postgres@127.0.0.1:1/test", home=tmp_path)
