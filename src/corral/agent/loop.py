@@ -40,7 +40,7 @@ class ToolRunner(Protocol):
 
     def specs(self) -> list[ToolSpec]: ...
 
-    async def run(self, call: ToolCall, sandbox: Sandbox) -> ToolResult: ...
+    async def run(self, sandbox: Sandbox, call: ToolCall) -> ToolResult: ...
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ class AgentLoop:
         try:
             # The sandbox enforces each command's own timeout; this only bounds the run.
             async with asyncio.timeout(remaining + 5.0):
-                result = await self.tools.run(call, self.sandbox)
+                result = await self.tools.run(self.sandbox, call)
         except TimeoutError:
             raise LimitExceeded(
                 f"wall time limit of {self.config.limits.max_wall_s:g}s reached"

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.conftest import POSTGRES_URL
 
 from corral.domain import (
     ActionTaken,
@@ -21,7 +22,6 @@ from corral.domain import (
     new_id,
 )
 from corral.store import Store, database_url
-from tests.conftest import POSTGRES_URL
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

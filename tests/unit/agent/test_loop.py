@@ -52,7 +52,7 @@ class EchoTools:
     def specs(self) -> list[ToolSpec]:
         return [ToolSpec(name=n, description=n, parameters={"type": "object"}) for n in ("echo",)]
 
-    async def run(self, call: ToolCall, sandbox: Sandbox) -> ToolResult:
+    async def run(self, sandbox: Sandbox, call: ToolCall) -> ToolResult:
         if call.name == "finish":
             return ToolResult(output="done", finish_message=str(call.arguments.get("message")))
         if call.name == "fail":
@@ -77,13 +77,17 @@ class ListSink:
 def turn(*calls: tuple[str, dict[str, Any]], text: str = "", cost: float = 0.0) -> Completion:
     return Completion(
         content=text,
-        tool_calls=tuple(ToolCall(id=f"c{i}", name=n, arguments=a) for i, (n, a) in enumerate(calls)),
+        tool_calls=tuple(
+            ToolCall(id=f"c{i}", name=n, arguments=a) for i, (n, a) in enumerate(calls)
+        ),
         usage=Usage(input_tokens=10, output_tokens=5),
         cost_usd=cost,
     )
 
 
-async def run(turns: Sequence[Completion], config: AgentConfig | None = None, window: int = 100_000):
+async def run(
+    turns: Sequence[Completion], config: AgentConfig | None = None, window: int = 100_000
+):
     sink = ListSink()
     model = ListModel(turns, window)
     loop = AgentLoop(
@@ -130,7 +134,9 @@ async def test_cost_limit() -> None:
 
 async def test_wall_time_limit() -> None:
     class Slow(ListModel):
-        async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
+        async def complete(
+            self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+        ) -> Completion:
             import asyncio
 
             await asyncio.sleep(5)
@@ -218,9 +224,9 @@ async def test_events_are_persisted_before_the_action_runs() -> None:
             await super().append(event)
 
     class Tools(EchoTools):
-        async def run(self, call: ToolCall, sandbox: Sandbox) -> ToolResult:
+        async def run(self, sandbox: Sandbox, call: ToolCall) -> ToolResult:
             order.append("ran")
-            return await super().run(call, sandbox)
+            return await super().run(sandbox, call)
 
     loop = AgentLoop(
         attempt_id="att_x",
