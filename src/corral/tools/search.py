@@ -68,7 +68,7 @@ class SearchTool:
         rel = workspace_path(sandbox, a.path)
         excludes = " ".join(f"--exclude-dir={shlex.quote(d)}" for d in SKIP_DIRS)
         grep = (
-            f"grep -rnIE {excludes} -- {shlex.quote(a.pattern)} {shlex.quote(rel)} 2>&1; "
+            f"grep -rnHIE {excludes} -- {shlex.quote(a.pattern)} {shlex.quote(rel)} 2>&1; "
             'echo "@@corral-rc=$?"'
         )
         cmd = (

@@ -42,6 +42,8 @@ async def test_search_path_argument_limits_scope(sandbox: Sandbox) -> None:
     write(sandbox, "tests/t.py", "needle = 2\n")
     out = (await SearchTool().run(sandbox, {"pattern": "needle", "path": "tests"})).output
     assert "tests/t.py:1:needle = 2" in out and "src/a.py" not in out
+    one = (await SearchTool().run(sandbox, {"pattern": "needle", "path": "src/a.py"})).output
+    assert "src/a.py:1:needle = 1" in one
     with pytest.raises(ToolError, match="bad regex or path"):
         await SearchTool().run(sandbox, {"pattern": "needle", "path": "nowhere"})
     with pytest.raises(ToolError, match="outside the workspace"):
