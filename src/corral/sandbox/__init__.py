@@ -1,0 +1,37 @@
+"""Sandboxes: where an agent's commands run. `bwrap` by default; `local` only on request.
+
+    async with open_sandbox("bwrap", repo) as sb:
+        result = await sb.exec("pytest -q", timeout=60)
+        patch = await sb.diff()
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from corral.domain import ConfigError
+from corral.sandbox.base import BaseSandbox
+from corral.sandbox.bwrap import BwrapSandbox
+from corral.sandbox.limits import SandboxLimits
+from corral.sandbox.local import LocalSandbox
+from corral.sandbox.workspace import diff
+
+KINDS = ("bwrap", "local")
+
+__all__ = ["KINDS", "BaseSandbox", "BwrapSandbox", "LocalSandbox", "SandboxLimits", "diff",
+           "open_sandbox"]  # fmt: skip
+
+
+def open_sandbox(
+    kind: str, repo: Path, *, limits: SandboxLimits | None = None, unsafe_local: bool = False
+) -> BaseSandbox:
+    """A sandbox of `kind` over a private copy of `repo`, not yet started."""
+    if kind == "bwrap":
+        return BwrapSandbox(repo, limits=limits)
+    if kind == "local":
+        if not unsafe_local:
+            raise ConfigError(
+                "the local sandbox has no isolation: pass --unsafe-local to use it anyway"
+            )
+        return LocalSandbox(repo, limits=limits)
+    raise ConfigError(f"unknown sandbox kind {kind!r}: valid kinds are {', '.join(KINDS)}")

@@ -1,0 +1,197 @@
+"""Finding a sandbox's processes from the host, by /proc and cgroups (no tools needed)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+_CGROOT = Path("/sys/fs/cgroup")
+
+
+def _pids(source: Path | None) -> list[int]:
+    if source is not None:
+        with contextlib.suppress(OSError):
+            return [int(x) for x in source.read_text().split()]
+    return [int(name) for name in os.listdir("/proc") if name.isdigit()]
+
+
+def _status(pid: int) -> dict[str, str]:
+    out: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            out[key] = value.strip()
+    return out
+
+
+@dataclass
+class NamespaceScope:
+    """Processes in one pid namespace; the inside pid is the last NSpid entry."""
+
+    ns: str  # readlink of /proc/<pid>/ns/pid, e.g. "pid:[4026532181]"
+    procs_file: Path | None = None  # cgroup.procs narrows the scan when we have one
+
+    def members(self) -> list[tuple[int, int]]:
+        found = []
+        for pid in _pids(self.procs_file):
+            try:
+                if os.readlink(f"/proc/{pid}/ns/pid") != self.ns:
+                    continue
+            except OSError:
+                continue
+            status = _status(pid)
+            if status.get("State", "Z").startswith(("Z", "X")) or not status.get("NSpid"):
+                continue
+            found.append((pid, int(status["NSpid"].split()[-1])))
+        return found
+
+
+@dataclass
+class SessionScope:
+    """Processes in a session or descended from its leader (for the local backend)."""
+
+    leader: int
+
+    def members(self) -> list[tuple[int, int]]:
+        table: dict[int, tuple[int, int]] = {}
+        for pid in _pids(None):
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue
+            fields = stat[stat.rindex(")") + 2 :].split()
+            if fields[0] in ("Z", "X"):
+                continue
+            table[pid] = (int(fields[1]), int(fields[3]))  # ppid, session
+        found = []
+        for pid, (_ppid, sid) in table.items():
+            node, hops = pid, 0
+            inside = sid == self.leader or pid == self.leader
+            while not inside and node in table and hops < 64:
+                node, hops = table[node][0], hops + 1
+                inside = node == self.leader
+            if inside:
+                found.append((pid, pid))
+        return found
+
+
+def own_cgroup(controller: str) -> str | None:
+    """Our cgroup path for a v1 controller ('' key for v2), from /proc/self/cgroup."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            _, names, path = line.split(":", 2)
+            if controller in names.split(","):
+                return path
+    return None
+
+
+@dataclass
+class Cgroups:
+    """A per-sandbox cgroup (v2 if it has memory+pids, else v1 memory and pids)."""
+
+    dirs: list[Path] = field(default_factory=list)
+    procs_file: Path | None = None
+    pids_events: Path | None = None
+    oom_file: Path | None = None
+    version: int = 0
+
+    @classmethod
+    def create(cls, memory_mb: int, pids: int) -> Cgroups | None:
+        name = f"corral-{uuid.uuid4().hex[:12]}"
+        for make in (cls._v2, cls._v1):
+            try:
+                made = make(name, memory_mb, pids)
+            except OSError as exc:
+                log.debug("cgroup setup failed: %s", exc)
+                continue
+            if made is not None:
+                return made
+        return None
+
+    @classmethod
+    def _v2(cls, name: str, memory_mb: int, pids: int) -> Cgroups | None:
+        if not (_CGROOT / "cgroup.controllers").is_file():
+            return None
+        parent = _CGROOT / (own_cgroup("") or "/").lstrip("/")
+        if not {"memory", "pids"} <= set((parent / "cgroup.subtree_control").read_text().split()):
+            return None
+        group = cls(version=2)
+        path = parent / name
+        path.mkdir()
+        group.dirs.append(path)
+        try:
+            (path / "memory.max").write_text(str(memory_mb * 1024 * 1024))
+            with contextlib.suppress(OSError):
+                (path / "memory.swap.max").write_text("0")
+            (path / "pids.max").write_text(str(pids))
+        except OSError:
+            group.remove()
+            raise
+        group.procs_file = path / "cgroup.procs"
+        group.pids_events = path / "pids.events"
+        group.oom_file = path / "memory.events"
+        return group
+
+    @classmethod
+    def _v1(cls, name: str, memory_mb: int, pids: int) -> Cgroups | None:
+        mem_parent, pid_parent = own_cgroup("memory"), own_cgroup("pids")
+        if mem_parent is None or pid_parent is None:
+            return None
+        group = cls(version=1)
+        try:
+            mem = _CGROOT / "memory" / mem_parent.lstrip("/") / name
+            mem.mkdir()
+            group.dirs.append(mem)
+            limit = str(memory_mb * 1024 * 1024)
+            (mem / "memory.limit_in_bytes").write_text(limit)
+            with contextlib.suppress(OSError):
+                (mem / "memory.memsw.limit_in_bytes").write_text(limit)
+            pid = _CGROOT / "pids" / pid_parent.lstrip("/") / name
+            pid.mkdir()
+            group.dirs.append(pid)
+            (pid / "pids.max").write_text(str(pids))
+        except OSError:
+            group.remove()
+            raise
+        group.procs_file = mem / "cgroup.procs"
+        group.pids_events = pid / "pids.events"
+        group.oom_file = mem / "memory.oom_control"
+        return group
+
+    def add(self, pid: int) -> None:
+        """Move a process (before it forks anything) into every controller."""
+        for path in self.dirs:
+            (path / "cgroup.procs").write_text(str(pid))
+
+    def counter(self, path: Path | None, key: str) -> int:
+        with contextlib.suppress(OSError, ValueError):
+            for line in path.read_text().splitlines() if path else []:
+                name, _, value = line.partition(" ")
+                if name == key:
+                    return int(value)
+        return 0
+
+    def pids_hits(self) -> int:
+        return self.counter(self.pids_events, "max")
+
+    def oom_kills(self) -> int:
+        return self.counter(self.oom_file, "oom_kill")
+
+    def remove(self) -> bool:
+        """Remove the cgroups; False while some are still busy (processes exiting)."""
+        left = []
+        for path in self.dirs:
+            try:
+                path.rmdir()
+            except FileNotFoundError:
+                pass
+            except OSError:
+                left.append(path)
+        self.dirs = left
+        return not left

@@ -1,0 +1,342 @@
+"""One long-lived bash per sandbox, shared by every backend.
+
+Why this shape:
+- A command is written to `cmd.sh` in a control dir the sandbox cannot write, and the
+  shell is told to source it with one short line on its stdin; the command itself gets
+  /dev/null as stdin, so it cannot eat the next instruction.
+- It is sourced by the worker shell itself, so `cd` and `export` persist for free and a
+  command costs no process start.
+- Completion records go to a separate pipe (fd `M`, closed for the command), so nothing
+  a command prints can fake the end of a command.
+- A supervisor shell restarts the worker if it dies (a builtin `while :; do :; done`
+  after a timeout, OOM, `exit`); the worker saves `export -p` and `$PWD` after every
+  command, and a new worker restores them.
+
+Records on the marker pipe, one per line:
+    R <worker pid> <supervisor pid>   a worker is ready (pids as seen inside)
+    D <seq> <exit code>               command <seq> finished
+    X <status>                        the worker died; the supervisor starts another
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from corral.domain import ExecResult, SandboxError
+from corral.sandbox.limits import SandboxLimits
+from corral.sandbox.output import OutputCollector
+
+log = logging.getLogger(__name__)
+
+_EOF_STATUS = 217  # the worker saw EOF on its stdin: the host is done
+_READY_TIMEOUT = 10.0
+_GRACE = 0.25  # after killing a command's processes, how long the shell gets to report
+
+_SUPERVISOR = """\
+{prelude}
+exec {{__corral_err}}>&2 2>/dev/null  # no "Killed" notes about our own worker
+while :; do
+  ( exec 2>&$__corral_err {{__corral_err}}>&-; . {ctl}/worker.sh )
+  __corral_rc=$?
+  [ "$__corral_rc" = {eof} ] && exit 0
+  printf 'X %s\\n' "$__corral_rc" >&{m}
+done
+"""
+
+_WORKER = """\
+[ -r {state}/env.sh ] && . {state}/env.sh >/dev/null 2>&1
+printf 'R %s %s\\n' "$BASHPID" "$$" >&{m}
+while IFS= read -r __corral_seq; do
+  . {ctl}/cmd.sh </dev/null {m}>&-
+  __corral_rc=$?
+  {{ export -p; printf 'builtin cd -- %q\\n' "$PWD"; }} >{state}/env.sh 2>/dev/null
+  printf 'D %s %s\\n' "$__corral_seq" "$__corral_rc" >&{m}
+done
+exit {eof}
+"""
+
+
+class ProcessScope(Protocol):
+    """Which processes belong to one sandbox, as (host pid, pid seen inside) pairs."""
+
+    def members(self) -> list[tuple[int, int]]: ...
+
+
+class ShellDriver:
+    """Drives the persistent shell of one sandbox: run, time out, kill, recover."""
+
+    def __init__(
+        self, *, limits: SandboxLimits, ctl: Path, ctl_inner: str, state_inner: str
+    ) -> None:
+        self.limits = limits
+        self._ctl = ctl
+        self._ctl_inner = ctl_inner
+        self._state_inner = state_inner
+        self._out_r, self._out_w = os.pipe()
+        self._mark_r, self._mark_w = os.pipe()
+        for fd in (self._out_r, self._mark_r):
+            os.set_blocking(fd, False)
+        self._proc: asyncio.subprocess.Process | None = None
+        self._scope: ProcessScope | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._collector: OutputCollector | None = None
+        self._stray = b""
+        self._mark_buf = b""
+        self._pending: tuple[int, asyncio.Future[int]] | None = None
+        self._ready = asyncio.Event()
+        self._worker: int | None = None
+        self._supervisor: int | None = None
+        self._seq = 0
+        self._lock = asyncio.Lock()
+        self._dead: str | None = None
+        self._watcher: asyncio.Task[None] | None = None
+        self.protected_inner: set[int] = set()
+        self.after_command: Callable[[], Awaitable[str]] | None = None
+
+    # -- starting ---------------------------------------------------------------------
+
+    def argv(self, prelude: str = "") -> list[str]:
+        """Write the scripts into the control dir; return the command that starts it all."""
+        fmt = {"ctl": self._ctl_inner, "state": self._state_inner, "m": self._mark_w,
+               "eof": _EOF_STATUS, "prelude": prelude}  # fmt: skip
+        for name, text in (("supervisor.sh", _SUPERVISOR), ("worker.sh", _WORKER)):
+            (self._ctl / name).write_text(text.format(**fmt))
+            os.chmod(self._ctl / name, 0o644)
+        return ["/bin/bash", "--noprofile", "--norc", f"{self._ctl_inner}/supervisor.sh"]
+
+    def spawn_kwargs(self) -> dict[str, Any]:
+        """stdio for the spawned process: commands in, merged output and records out."""
+        return {"stdin": asyncio.subprocess.PIPE, "stdout": self._out_w,
+                "stderr": self._out_w, "pass_fds": (self._mark_w,)}  # fmt: skip
+
+    def close_child_ends(self) -> None:
+        """Close our copy of the child's pipe ends (once: fd numbers get reused)."""
+        for fd in (self._out_w, self._mark_w):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._out_w = self._mark_w = -1
+
+    async def attach(self, proc: asyncio.subprocess.Process, scope: ProcessScope) -> None:
+        """Take over a spawned sandbox process and wait for its shell to be ready."""
+        self.close_child_ends()
+        self._proc, self._scope = proc, scope
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(self._out_r, self._on_out)
+        self._loop.add_reader(self._mark_r, self._on_mark)
+        self._watcher = asyncio.ensure_future(self._watch(proc))
+        await self._wait_ready("sandbox shell did not start")
+
+    async def _wait_ready(self, what: str) -> None:
+        try:
+            await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT)
+        except TimeoutError:
+            raise SandboxError(f"{what} within {_READY_TIMEOUT:g} s{self.stray_note()}") from None
+        if self._dead:
+            raise SandboxError(f"{what}: {self._dead}{self.stray_note()}")
+
+    def stray_note(self) -> str:
+        """Output nobody asked for (e.g. a startup error), for error messages."""
+        with contextlib.suppress(OSError):
+            while self._out_r >= 0 and (data := os.read(self._out_r, 4096)):
+                self._stray = (self._stray + data)[-4096:]
+        text = self._stray.decode(errors="replace").strip().replace("\n", " | ")
+        return f" ({text[-300:]})" if text else ""
+
+    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+        status = await proc.wait()
+        self._drain_out()
+        self._dead = f"sandbox shell exited (status {status})"
+        if self._pending and not self._pending[1].done():
+            self._pending[1].set_exception(SandboxError(self._dead))
+        self._ready.set()
+
+    # -- pipes --------------------------------------------------------------------------
+
+    def _on_out(self) -> None:
+        try:
+            data = os.read(self._out_r, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if self._loop is not None:
+                self._loop.remove_reader(self._out_r)
+            return
+        if self._collector is not None:
+            self._collector.feed(data)
+        else:
+            self._stray = (self._stray + data)[-4096:]
+
+    def _drain_out(self) -> None:
+        """Take what is already in the output pipe: it was written before the record."""
+        while True:
+            try:
+                data = os.read(self._out_r, 65536)
+            except (BlockingIOError, OSError):
+                return
+            if not data:
+                return
+            if self._collector is not None:
+                self._collector.feed(data)
+
+    def _on_mark(self) -> None:
+        try:
+            data = os.read(self._mark_r, 4096)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            if self._loop is not None:
+                self._loop.remove_reader(self._mark_r)
+            return
+        self._mark_buf += data
+        while b"\n" in self._mark_buf:
+            line, self._mark_buf = self._mark_buf.split(b"\n", 1)
+            self._record(line.decode(errors="replace").split())
+
+    def _record(self, fields: list[str]) -> None:
+        try:
+            if fields[0] == "R":
+                self._worker, self._supervisor = int(fields[1]), int(fields[2])
+                self._ready.set()
+            elif fields[0] == "D":
+                if self._pending and self._pending[0] == int(fields[1]):
+                    if not self._pending[1].done():
+                        self._pending[1].set_result(int(fields[2]))
+            elif fields[0] == "X":
+                self._ready.clear()
+                self._worker = None
+                if self._pending and not self._pending[1].done():
+                    self._pending[1].set_result(int(fields[1]))
+        except (IndexError, ValueError):
+            log.debug("ignoring malformed shell record %r", fields)
+
+    # -- running --------------------------------------------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._dead is None
+
+    async def exec(self, command: str, timeout: float | None) -> ExecResult:
+        limit = self.limits.clamp_timeout(timeout)
+        async with self._lock:
+            if self._proc is None or self._proc.stdin is None:
+                raise SandboxError("sandbox is not started")
+            if self._dead:
+                raise SandboxError(self._dead)
+            began = time.monotonic()
+            if not self._ready.is_set():
+                await self._wait_ready("sandbox shell did not come back")
+            self._seq += 1
+            (self._ctl / "cmd.sh").write_bytes(command.encode("utf-8", "surrogateescape") + b"\n")
+            collector = OutputCollector(self.limits.output_bytes)
+            fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+            self._collector, self._pending = collector, (self._seq, fut)
+            try:
+                self._proc.stdin.write(f"{self._seq}\n".encode())
+                await self._proc.stdin.drain()
+                code: int | None = await asyncio.wait_for(asyncio.shield(fut), limit)
+                timed_out = False
+            except TimeoutError:
+                code, timed_out = None, True
+                await self._interrupt(fut)
+            except (BrokenPipeError, ConnectionResetError):
+                raise SandboxError(self._dead or "sandbox shell is gone") from None
+            except asyncio.CancelledError:
+                self._kill_worker_now()
+                raise
+            finally:
+                self._drain_out()
+                self._collector, self._pending = None, None
+            output = collector.render()
+            if timed_out:
+                output += f"\n[command timed out after {limit:g} s; its processes were killed]"
+            if self.after_command is not None:
+                output += await self.after_command()
+            return ExecResult(
+                output=output, exit_code=code, timed_out=timed_out,
+                truncated=collector.truncated, duration_s=time.monotonic() - began,
+            )  # fmt: skip
+
+    async def _interrupt(self, fut: asyncio.Future[int]) -> None:
+        """Kill what the command started; if the shell itself is stuck, replace it."""
+        await self.sweep()
+        with contextlib.suppress(TimeoutError, SandboxError):
+            await asyncio.wait_for(asyncio.shield(fut), _GRACE)
+            return
+        if self._dead:
+            raise SandboxError(self._dead)
+        self._kill_worker_now()
+        await self.sweep()
+        await self._wait_ready("sandbox shell did not recover after a timeout")
+
+    def _kill_worker_now(self) -> None:
+        """SIGKILL the worker shell (the supervisor starts a fresh one)."""
+        worker, self._worker = self._worker, None
+        self._ready.clear()
+        if worker is None or self._scope is None:
+            return
+        for host, inner in self._scope.members():
+            if inner == worker:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(host, signal.SIGKILL)
+
+    async def sweep(self, *, everything: bool = False) -> int:
+        """SIGKILL every process of the sandbox but the shell, until none is left.
+
+        Repeats because a fork bomb makes new processes while we kill the old ones.
+        """
+        if self._scope is None:
+            return 0
+        keep: set[int] = set()
+        if not everything:
+            keep = {p for p in (self._worker, self._supervisor) if p is not None}
+            keep |= self.protected_inner
+        killed = 0
+        for _ in range(400):
+            victims = [host for host, inner in self._scope.members() if inner not in keep]
+            if not victims:
+                break
+            for pid in victims:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+            killed += len(victims)
+            await asyncio.sleep(0.002)
+        return killed
+
+    async def shutdown(self) -> None:
+        """Stop reading and release the pipes; the backend has killed the processes."""
+        if self._loop is not None and self._out_r >= 0:
+            for fd in (self._out_r, self._mark_r):
+                with contextlib.suppress(Exception):
+                    self._loop.remove_reader(fd)
+        self.close_child_ends()
+        if self._proc is not None:
+            if self._proc.stdin is not None:
+                with contextlib.suppress(Exception):
+                    self._proc.stdin.close()
+            with contextlib.suppress(ProcessLookupError):
+                self._proc.kill()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._proc.wait(), 5)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        for fd in (self._out_r, self._mark_r):
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self._out_r = self._mark_r = -1
+        self._dead = self._dead or "sandbox is closed"

@@ -1,0 +1,200 @@
+"""The private copy of a repo an agent works in, and the diff of what it changed.
+
+The baseline lives in a host-only git dir (`base.git`, next to the workspace, never
+mounted into a sandbox), so nothing the agent writes - hooks, `.git/config` filters,
+fsmonitor, diff drivers - is ever read by the git the host runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import stat
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.domain import SandboxError
+
+_GIT_SAFETY = (
+    "-c", "core.hooksPath=/dev/null",
+    "-c", "core.fsmonitor=false",
+    "-c", "core.pager=cat",
+    "-c", "diff.external=",
+    "-c", "core.quotePath=false",
+    "-c", "safe.directory=*",
+    "-c", "core.autocrlf=false",
+    "-c", "core.symlinks=true",
+)  # fmt: skip
+_BASE_DIR = "base.git"
+_BASELINE_TREE = "baseline-tree"
+
+
+def git_env(root: Path) -> dict[str, str]:
+    """A clean environment for host git: no system/global config, no host variables."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(root),
+        "LANG": "C.UTF-8",
+        "GIT_CONFIG_NOSYSTEM": "1",
+        "GIT_CONFIG_GLOBAL": "/dev/null",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_AUTHOR_NAME": "corral",
+        "GIT_AUTHOR_EMAIL": "corral@localhost",
+        "GIT_COMMITTER_NAME": "corral",
+        "GIT_COMMITTER_EMAIL": "corral@localhost",
+    }
+
+
+async def _run(argv: list[str], *, env: dict[str, str], cwd: Path | None = None) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        env=env,
+        cwd=cwd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        msg = err.decode(errors="replace").strip().splitlines()
+        raise SandboxError(f"{argv[0]} failed: {msg[-1] if msg else proc.returncode}")
+    return out.decode(errors="replace")
+
+
+async def git(root: Path, *args: str, index: Path | None = None) -> str:
+    """Run git on the host-only baseline dir against the workspace, safely."""
+    env = git_env(root)
+    env["GIT_DIR"] = str(root / _BASE_DIR)
+    env["GIT_WORK_TREE"] = str(root / "ws")
+    if index is not None:
+        env["GIT_INDEX_FILE"] = str(index)
+    return await _run(["git", *_GIT_SAFETY, *args], env=env, cwd=root / "ws")
+
+
+@dataclass
+class Workspace:
+    """A temp dir holding `ws/` (the agent's copy) and the host-only baseline."""
+
+    root: Path
+    owner: tuple[int, int] | None = None
+    _baseline: asyncio.Task[str] | None = field(default=None, repr=False)
+
+    @property
+    def path(self) -> Path:
+        return self.root / "ws"
+
+    async def baseline(self) -> str:
+        """The tree id of the workspace as it was before the agent touched it."""
+        if self._baseline is None:
+            self._baseline = asyncio.ensure_future(_snapshot(self.root))
+        return await self._baseline
+
+    async def diff(self) -> str:
+        await self.baseline()
+        return await diff(self.path)
+
+    def remove(self) -> None:
+        if self._baseline is not None and not self._baseline.done():
+            self._baseline.cancel()
+        _rmtree(self.root)
+
+
+async def prepare(repo: Path, *, owner: tuple[int, int] | None = None) -> Workspace:
+    """Copy `repo` (with its .git) into a fresh temp dir; start the baseline snapshot.
+
+    The snapshot runs in the background; callers must `await ws.baseline()` before the
+    agent can change anything (the sandboxes do so before their first command).
+    """
+    src = _check_repo(repo)
+    root = Path(tempfile.mkdtemp(prefix="corral-"))
+    try:
+        os.chmod(root, 0o711)
+        await asyncio.to_thread(_copy_tree, src, root / "ws", owner)
+        workspace = Workspace(root=root, owner=owner)
+        workspace._baseline = asyncio.ensure_future(_snapshot(root))
+        return workspace
+    except (OSError, shutil.Error) as exc:
+        _rmtree(root)
+        raise SandboxError(f"cannot copy repository {src}: {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
+
+
+def _copy_tree(src: Path, dst: Path, owner: tuple[int, int] | None) -> None:
+    """Copy files, dirs and symlinks (as links); skip FIFOs, sockets and devices."""
+
+    def copy_regular(s: str, d: str) -> None:
+        if stat.S_ISREG(os.lstat(s).st_mode):
+            shutil.copy2(s, d, follow_symlinks=False)
+
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy_regular)
+    if owner is None:
+        return
+    os.lchown(dst, *owner)
+    for base, dirs, files in os.walk(dst):
+        for name in (*dirs, *files):
+            os.lchown(os.path.join(base, name), *owner)
+
+
+def _check_repo(repo: Path) -> Path:
+    src = Path(repo).expanduser()
+    if not src.is_dir():
+        raise SandboxError(f"repository not found or not a directory: {src}")
+    if not os.access(src, os.R_OK | os.X_OK):
+        raise SandboxError(f"repository is not readable: {src}")
+    return src
+
+
+async def _snapshot(root: Path) -> str:
+    base = root / _BASE_DIR
+    for sub in ("objects", "refs"):  # a bare repo by hand: one git process fewer
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "HEAD").write_text("ref: refs/heads/main\n")
+    index = root / "baseline.index"
+    await git(root, "add", "-A", "--", ".", index=index)
+    tree = (await git(root, "write-tree", index=index)).strip()
+    (root / _BASELINE_TREE).write_text(tree)
+    return tree
+
+
+async def diff(workspace: Path) -> str:
+    """Unified diff of every change in a prepared workspace, new untracked files included.
+
+    Files matched by the repo's .gitignore are left out, as git would.
+    """
+    root = Path(workspace).parent
+    if not (root / _BASELINE_TREE).is_file():
+        raise SandboxError(f"no baseline for {workspace} (not prepared by corral.sandbox)")
+    tree = (root / _BASELINE_TREE).read_text().strip()
+    index = root / f"diff-{os.getpid()}-{id(workspace)}.index"
+    try:
+        shutil.copyfile(root / "baseline.index", index)
+        await git(root, "add", "-A", "--", ".", index=index)
+        return await git(
+            root, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff",
+            "--no-textconv", tree, index=index,
+        )  # fmt: skip
+    finally:
+        index.unlink(missing_ok=True)
+
+
+def _rmtree(root: Path) -> None:
+    """Remove a workspace even if the agent chmod-ed parts of it unreadable."""
+
+    def fix(_func: object, path: str, _exc: object) -> None:
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.chmod(path, 0o700)
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.unlink(path)
+        except OSError:
+            pass
+
+    shutil.rmtree(root, onerror=fix)
