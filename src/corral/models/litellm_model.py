@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from types import ModuleType
 from typing import Any
+
+import httpx
 
 from corral.domain import Completion, Message, ProviderError, ToolSpec
 from corral.models.errors import ContextWindowExceeded, looks_like_context_overflow
@@ -39,20 +41,56 @@ def import_litellm() -> ModuleType:
     return module
 
 
+def _no_answer(exc: BaseException) -> bool:
+    """True when the request never got an HTTP answer (connection refused, timeout).
+
+    LiteLLM reports a refused connection as a 500 InternalServerError; the real cause is
+    further down the exception chain.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, httpx.TransportError) or type(current).__name__ in (
+            "APIConnectionError",
+            "APITimeoutError",
+            "Timeout",
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _retry_after(exc: Exception) -> float | None:
+    # LiteLLM keeps the provider's headers in `litellm_response_headers`; its `response`
+    # is often a stand-in without them.
+    for headers in (
+        getattr(exc, "litellm_response_headers", None),
+        getattr(getattr(exc, "response", None), "headers", None),
+    ):
+        if isinstance(headers, httpx.Headers):
+            value = parse_retry_after(headers)
+        elif isinstance(headers, Mapping):
+            value = parse_retry_after({str(k).lower(): str(v) for k, v in headers.items()})
+        else:
+            continue
+        if value is not None:
+            return value
+    return None
+
+
 def _map_error(source: str, exc: Exception, litellm: ModuleType) -> ProviderError:
     status = getattr(exc, "status_code", None)
     status = status if isinstance(status, int) else None
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None)
-    retry_after = parse_retry_after(headers) if headers is not None else None
+    retry_after = _retry_after(exc)
     text = one_line(str(getattr(exc, "message", None) or exc)) or type(exc).__name__
     message = f"{source}: {type(exc).__name__}: {text}"
     if isinstance(exc, litellm.ContextWindowExceededError) or (
         status in (400, 413) and looks_like_context_overflow(text)
     ):
         return ContextWindowExceeded(message, status=status, retry_after=retry_after)
-    if isinstance(exc, litellm.APIConnectionError | litellm.Timeout):
-        # LiteLLM labels these 500/408; no HTTP answer came back, so report no status.
+    if _no_answer(exc):
+        # LiteLLM labels these 500 or 408, but no HTTP answer came back: no status.
         return ProviderError(message, status=None, retry_after=retry_after)
     return ProviderError(message, status=status, retry_after=retry_after)
 

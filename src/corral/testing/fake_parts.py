@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.domain import Completion
@@ -14,6 +14,7 @@ __all__ = [
     "FakeStats",
     "Fault",
     "LatencySampler",
+    "RawReply",
     "RecordedRequest",
     "Reply",
     "estimate_tokens",
@@ -24,9 +25,21 @@ __all__ = [
 # An injected failure: an HTTP status, a 200 whose body is not JSON ("malformed"), a
 # JSON body without choices ("no_choices"), or a connection closed unanswered.
 Fault = int | Literal["malformed", "no_choices", "disconnect"]
-# A reply: a Completion, or a mapping in ScriptedModel's turn shape
-# ({thought, tool_calls: [{tool, args}], usage}).
-Reply = Completion | Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class RawReply:
+    """Exactly this response, for shapes a Completion cannot express (bad JSON arguments,
+    odd error bodies). A dict `body` is sent as JSON, bytes as they are."""
+
+    body: Mapping[str, Any] | bytes
+    status: int = 200
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+# A reply: a Completion, a mapping in ScriptedModel's turn shape
+# ({thought, tool_calls: [{tool, args}], usage}), or a RawReply.
+Reply = Completion | RawReply | Mapping[str, Any]
 LatencySampler = Callable[[random.Random], float]
 
 
@@ -54,12 +67,16 @@ class RecordedRequest:
 
 @dataclass
 class FakeStats:
+    """Counters kept by the server thread (what a benchmark reports)."""
+
     requests: int = 0
     completed: int = 0
     rate_limited: int = 0
     faults: int = 0
     unauthorized: int = 0
     bad_requests: int = 0
+    in_flight: int = 0  # admitted requests still being answered
+    max_in_flight: int = 0
 
 
 def estimate_tokens(value: Any) -> int:

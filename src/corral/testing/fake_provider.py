@@ -32,6 +32,7 @@ from corral.testing.fake_parts import (
     FakeStats,
     Fault,
     LatencySampler,
+    RawReply,
     RecordedRequest,
     Reply,
     estimate_tokens,
@@ -45,6 +46,7 @@ __all__ = [
     "FakeProvider",
     "FakeStats",
     "Fault",
+    "RawReply",
     "RecordedRequest",
     "Reply",
     "exponential",
@@ -299,8 +301,17 @@ class FakeProvider:
                 **admission.headers,
                 **_retry_headers(wait),
             )
-        await self._sleep()
+        self.stats.in_flight += 1
+        self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
+        try:
+            await self._sleep()
+        finally:
+            self.stats.in_flight -= 1
         reply = self._next_reply(record)
+        if isinstance(reply, RawReply):
+            self.stats.completed += 1
+            raw = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
+            return HttpResponse(reply.status, raw, headers=dict(reply.headers))
         if not isinstance(reply, Completion):
             return self._fault(reply, index)
         usage = self._usage(reply, prompt_tokens)
@@ -328,7 +339,7 @@ class FakeProvider:
         if delay > 0:
             await asyncio.sleep(delay)
 
-    def _next_reply(self, record: RecordedRequest) -> Completion | Fault:
+    def _next_reply(self, record: RecordedRequest) -> Completion | RawReply | Fault:
         chosen: Reply | Fault | None = self.respond(record) if self.respond else None
         if chosen is None:
             with self._lock:
@@ -340,7 +351,7 @@ class FakeProvider:
             return Completion(tool_calls=(call,))
         if isinstance(chosen, int | str):
             return chosen
-        if isinstance(chosen, Completion):
+        if isinstance(chosen, Completion | RawReply):
             return chosen
         return ScriptedTurn.model_validate(chosen).to_completion(record.index)
 
