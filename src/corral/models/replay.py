@@ -33,7 +33,7 @@ class ReplayModel:
         index = self._next
         if index >= len(self.completions):
             raise ScriptExhausted(
-                f"replay of {self.name} ran out of recorded completions: asked for turn "
+                f"replay model {self.name} ran out of recorded completions: asked for turn "
                 f"{index + 1}, the recording has {len(self.completions)}"
             )
         self._next += 1

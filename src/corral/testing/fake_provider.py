@@ -22,7 +22,7 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from corral.domain import Completion, ToolCall, Usage
@@ -35,8 +35,12 @@ from corral.testing.fake_parts import (
     RawReply,
     RecordedRequest,
     Reply,
+    error_response,
     estimate_tokens,
     exponential,
+    fault_response,
+    json_response,
+    retry_headers,
     uniform,
 )
 from corral.testing.http11 import HttpRequest, HttpResponse, HttpServer
@@ -54,24 +58,6 @@ __all__ = [
     "run_fake_provider",
     "uniform",
 ]
-
-
-def _error(
-    status: int, message: str, kind: str, code: str | None = None, **headers: str
-) -> HttpResponse:
-    body = {"error": {"message": message, "type": kind, "param": None, "code": code}}
-    return HttpResponse(status, json.dumps(body).encode(), headers=dict(headers))
-
-
-def _json(body: Any, headers: Mapping[str, str] | None = None) -> HttpResponse:
-    return HttpResponse(200, json.dumps(body).encode(), headers=dict(headers or {}))
-
-
-def _retry_headers(seconds: float) -> dict[str, str]:
-    return {
-        "retry-after": str(max(1, math.ceil(seconds))),
-        "retry-after-ms": str(int(seconds * 1000)),
-    }
 
 
 class FakeProvider:
@@ -134,7 +120,8 @@ class FakeProvider:
         return [r.body for r in list(self.requests) if r.path.endswith("/chat/completions")]
 
     def fail_next(self, *faults: Fault) -> None:
-        """Make the next requests fail, one fault each, before any other handling."""
+        """Make the next requests fail, one fault each (after auth and body checks, before
+        rate limits; a failed request uses no scripted reply)."""
         with self._lock:
             self._faults.extend(faults)
 
@@ -229,13 +216,15 @@ class FakeProvider:
         path = request.path.rstrip("/")
         if path in ("/v1/models", "/models"):
             if request.method != "GET":
-                return _error(405, "use GET", "invalid_request_error")
-            return self._authorized(request) or _json(self._models())
+                return error_response(405, "use GET", "invalid_request_error")
+            return self._authorized(request) or json_response(self._models())
         if path in ("/v1/chat/completions", "/chat/completions"):
             if request.method != "POST":
-                return _error(405, "use POST", "invalid_request_error")
+                return error_response(405, "use POST", "invalid_request_error")
             return await self._chat(request)
-        return _error(404, f"no route {request.method} {request.path}", "invalid_request_error")
+        return error_response(
+            404, f"no route {request.method} {request.path}", "invalid_request_error"
+        )
 
     def _models(self) -> dict[str, Any]:
         entry = {"id": self.model, "object": "model", "created": 0, "owned_by": "corral"}
@@ -249,7 +238,9 @@ class FakeProvider:
         if given == self.api_key:
             return None
         self.stats.unauthorized += 1
-        return _error(401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+        return error_response(
+            401, "Incorrect API key provided", "invalid_request_error", "invalid_api_key"
+        )
 
     async def _chat(self, request: HttpRequest) -> HttpResponse:
         try:
@@ -270,7 +261,7 @@ class FakeProvider:
         problem = self._check_body(body)
         if problem:
             self.stats.bad_requests += 1
-            return _error(400, problem, "invalid_request_error")
+            return error_response(400, problem, "invalid_request_error")
         with self._lock:
             fault = self._faults.popleft() if self._faults else None
         if fault is not None:
@@ -280,7 +271,7 @@ class FakeProvider:
         )
         if self.context_window is not None and prompt_tokens > self.context_window:
             self.stats.bad_requests += 1
-            return _error(
+            return error_response(
                 400,
                 f"This model's maximum context length is {self.context_window} tokens. "
                 f"However, your messages resulted in {prompt_tokens} tokens.",
@@ -293,13 +284,13 @@ class FakeProvider:
         if not admission.allowed:
             self.stats.rate_limited += 1
             wait = admission.retry_after if math.isfinite(admission.retry_after) else 60.0
-            return _error(
+            return error_response(
                 429,
                 f"Rate limit reached for {admission.reason} per minute; try again in {wait:.3f}s",
                 "rate_limit_exceeded" if admission.reason == "requests" else "tokens",
                 "rate_limit_exceeded",
                 **admission.headers,
-                **_retry_headers(wait),
+                **retry_headers(wait),
             )
         self.stats.in_flight += 1
         self.stats.max_in_flight = max(self.stats.max_in_flight, self.stats.in_flight)
@@ -320,7 +311,7 @@ class FakeProvider:
         model = body.get("model") if isinstance(body.get("model"), str) else self.model
         self.stats.completed += 1
         payload = completion_to_openai(served, model=model, response_id=f"chatcmpl-fake-{index}")
-        return _json(payload, self._limiter.headers())
+        return json_response(payload, self._limiter.headers())
 
     @staticmethod
     def _check_body(body: Any) -> str | None:
@@ -365,17 +356,7 @@ class FakeProvider:
 
     def _fault(self, fault: Fault, index: int) -> HttpResponse:
         self.stats.faults += 1
-        if fault == "disconnect":
-            return HttpResponse(0, drop=True)
-        if fault == "malformed":
-            return HttpResponse(200, b'{"id": "chatcmpl-broken", "choices": [{"mess')
-        if fault == "no_choices":
-            return _json({"id": f"chatcmpl-fake-{index}", "object": "chat.completion"})
-        if isinstance(fault, str):
-            raise ValueError(f"unknown fault {fault!r}")
-        headers = _retry_headers(self.fault_retry_after) if fault in (429, 503) else {}
-        code = "rate_limit_exceeded" if fault == 429 else None
-        return _error(fault, f"injected failure {fault}", "server_error", code, **headers)
+        return fault_response(fault, index, self.fault_retry_after)
 
 
 def run_fake_provider(

@@ -126,6 +126,14 @@ async def test_injected_429_carries_retry_after(provider: FakeProvider) -> None:
         assert (await model.complete(USER, [])).tool_calls[0].name == "finish"
 
 
+async def test_quota_exhaustion_is_a_429_without_retry_after(provider: FakeProvider) -> None:
+    provider.fail_next("quota")
+    async with _model(provider) as model:
+        error = await _error(model)
+    assert (error.status, error.retry_after) == (429, None)
+    assert "insufficient_quota" in str(error)
+
+
 @pytest.mark.parametrize("status", [500, 502, 503])
 async def test_server_errors(provider: FakeProvider, status: int) -> None:
     provider.fail_next(status)

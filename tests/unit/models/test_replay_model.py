@@ -23,6 +23,6 @@ async def test_replays_in_order_then_runs_out() -> None:
     with pytest.raises(ScriptExhausted) as info:
         await model.complete(user, [])
     assert str(info.value) == (
-        "replay of openai/gpt-4o ran out of recorded completions: asked for turn 3, "
+        "replay model openai/gpt-4o ran out of recorded completions: asked for turn 3, "
         "the recording has 2"
     )
