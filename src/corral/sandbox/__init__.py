@@ -1,8 +1,8 @@
 """Sandboxes: where an agent's commands run. `bwrap` by default; `local` only on request.
 
-    async with open_sandbox("bwrap", repo) as sb:
-        result = await sb.exec("pytest -q", timeout=60)
-        patch = await sb.diff()
+async with open_sandbox("bwrap", repo) as sb:
+    result = await sb.exec("pytest -q", timeout=60)
+    patch = await sb.diff()
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ Why this shape:
   command costs no process start.
 - Completion records go to a separate pipe (fd `M`, closed for the command), so nothing
   a command prints can fake the end of a command.
+- The worker is its own `bash worker.sh`, not a `( )` subshell: bash 5.2 exec()s the
+  last simple command of a file sourced in a subshell, which would replace the worker.
 - A supervisor shell restarts the worker if it dies (a builtin `while :; do :; done`
   after a timeout, OOM, `exit`); the worker saves `export -p` and `$PWD` after every
   command, and a new worker restores them.
@@ -44,7 +46,7 @@ _SUPERVISOR = """\
 {prelude}
 exec {{__corral_err}}>&2 2>/dev/null  # no "Killed" notes about our own worker
 while :; do
-  ( exec 2>&$__corral_err {{__corral_err}}>&-; . {ctl}/worker.sh )
+  /bin/bash --noprofile --norc {ctl}/worker.sh 2>&$__corral_err
   __corral_rc=$?
   [ "$__corral_rc" = {eof} ] && exit 0
   printf 'X %s\\n' "$__corral_rc" >&{m}
@@ -53,7 +55,7 @@ done
 
 _WORKER = """\
 [ -r {state}/env.sh ] && . {state}/env.sh >/dev/null 2>&1
-printf 'R %s %s\\n' "$BASHPID" "$$" >&{m}
+printf 'R %s %s\\n' "$$" "$PPID" >&{m}
 while IFS= read -r __corral_seq; do
   . {ctl}/cmd.sh </dev/null {m}>&-
   __corral_rc=$?
@@ -278,8 +280,8 @@ class ShellDriver:
         if self._dead:
             raise SandboxError(self._dead)
         self._kill_worker_now()
-        await self.sweep()
         await self._wait_ready("sandbox shell did not recover after a timeout")
+        await self.sweep()
 
     def _kill_worker_now(self) -> None:
         """SIGKILL the worker shell (the supervisor starts a fresh one)."""
@@ -299,12 +301,12 @@ class ShellDriver:
         """
         if self._scope is None:
             return 0
-        keep: set[int] = set()
-        if not everything:
-            keep = {p for p in (self._worker, self._supervisor) if p is not None}
-            keep |= self.protected_inner
         killed = 0
         for _ in range(400):
+            keep: set[int] = set()
+            if not everything:
+                keep = {p for p in (self._worker, self._supervisor) if p is not None}
+                keep |= self.protected_inner
             victims = [host for host, inner in self._scope.members() if inner not in keep]
             if not victims:
                 break

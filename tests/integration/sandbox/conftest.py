@@ -1,0 +1,46 @@
+"""Real sandboxes over a small git repo (no mocks: bwrap and git run for real)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from corral.sandbox import BaseSandbox, SandboxLimits, open_sandbox
+
+LIMITS = SandboxLimits(memory_mb=256, pids=128, default_timeout=20)
+
+
+def make_repo(path: Path, *, git: bool = True) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "app.py").write_text("x = 1\n")
+    (path / "README.md").write_text("# demo\n")
+    if git:
+        env = {"PATH": os.environ["PATH"], "HOME": str(path), "GIT_CONFIG_NOSYSTEM": "1"}
+        for args in (
+            ["init", "-q"], ["add", "-A"],
+            ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"],
+        ):  # fmt: skip
+            subprocess.run(["git", *args], cwd=path, env=env, check=True)
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_repo(tmp_path / "repo")
+
+
+@pytest.fixture(params=["bwrap", "local"])
+async def sandbox(request: pytest.FixtureRequest, repo: Path) -> AsyncIterator[BaseSandbox]:
+    if request.param == "bwrap" and shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    sb = open_sandbox(request.param, repo, limits=LIMITS, unsafe_local=True)
+    await sb.start()
+    try:
+        yield sb
+    finally:
+        await sb.close()

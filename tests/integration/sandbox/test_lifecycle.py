@@ -1,0 +1,103 @@
+"""Start/close: nothing outlives a sandbox; bad input gets a one-line error."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from corral.domain import SandboxError
+from corral.sandbox import BaseSandbox, BwrapSandbox, open_sandbox
+from corral.sandbox.bwrap import MISSING_BWRAP
+from corral.sandbox.workspace import diff, prepare
+
+from .conftest import LIMITS, make_repo
+
+
+def _cmdlines(needle: bytes) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if needle in fh.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+async def test_background_process_dies_with_close(sandbox: BaseSandbox) -> None:
+    await sandbox.exec("sleep 999 & sleep 998 & disown; echo started", timeout=5)
+    assert _cmdlines(b"sleep\x00999")
+    workspace = sandbox.workspace
+    await sandbox.close()
+    assert not _cmdlines(b"sleep\x00999") and not _cmdlines(b"sleep\x00998")
+    assert not workspace.exists()
+    with pytest.raises(SandboxError):
+        await sandbox.exec("true", timeout=1)
+
+
+async def test_timeout_leaves_no_process(sandbox: BaseSandbox) -> None:
+    result = await sandbox.exec("sleep 1000 | cat", timeout=1)
+    assert result.timed_out
+    assert not _cmdlines(b"sleep\x001000")
+
+
+async def test_missing_repo_one_line(tmp_path: Path) -> None:
+    sb = open_sandbox("local", tmp_path / "nope", unsafe_local=True)
+    with pytest.raises(SandboxError, match="repository not found") as err:
+        await sb.start()
+    assert "\n" not in str(err.value)
+
+
+async def test_missing_bwrap_one_line(repo: Path) -> None:
+    sb = BwrapSandbox(repo)
+    sb._bwrap = None  # as if bubblewrap were not on this machine
+    with pytest.raises(SandboxError) as err:
+        await sb.start()
+    assert str(err.value) == MISSING_BWRAP
+
+
+async def test_non_git_repo_gets_a_baseline(tmp_path: Path) -> None:
+    src = make_repo(tmp_path / "plain", git=False)
+    ws = await prepare(src)
+    try:
+        await ws.baseline()
+        (ws.path / "app.py").write_text("x = 5\n")
+        (ws.path / "added.txt").write_text("new\n")
+        patch = await ws.diff()
+        assert "+x = 5" in patch and "added.txt" in patch
+        assert not (src / "added.txt").exists()
+    finally:
+        ws.remove()
+
+
+async def test_repo_config_cannot_run_code_on_host(repo: Path, tmp_path: Path) -> None:
+    """A clean filter or hook planted in the workspace's .git must not run on the host."""
+    ws = await prepare(repo)
+    try:
+        await ws.baseline()
+        flag = tmp_path / "pwned"
+        git = ws.path / ".git"
+        config = (git / "config").read_text()
+        config += f'[filter "x"]\n\tclean = touch {flag}\n[core]\n\tfsmonitor = touch {flag}\n'
+        (git / "config").write_text(config)
+        (ws.path / ".gitattributes").write_text("* filter=x\n")
+        (git / "hooks").mkdir(exist_ok=True)
+        (git / "hooks" / "pre-commit").write_text(f"#!/bin/sh\ntouch {flag}\n")
+        (ws.path / "app.py").write_text("x = 9\n")
+        patch = await diff(ws.path)
+        assert "+x = 9" in patch
+        assert not flag.exists()
+    finally:
+        ws.remove()
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+async def test_context_manager_closes(repo: Path) -> None:
+    async with open_sandbox("bwrap", repo, limits=LIMITS) as sb:
+        assert (await sb.exec("echo hi", timeout=5)).output == "hi\n"
+        workspace = sb.workspace
+    assert not workspace.exists()
