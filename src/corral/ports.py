@@ -29,9 +29,18 @@ class Sandbox(Protocol):
     under `workdir`); anything that resolves outside the workspace raises SandboxError.
     """
 
-    kind: str
-    workdir: str  # the workspace path as seen by commands inside the sandbox
-    workspace: Path  # the same directory as seen by the host
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def workdir(self) -> str:
+        """The workspace path as seen by commands inside the sandbox."""
+        ...
+
+    @property
+    def workspace(self) -> Path:
+        """The same directory as seen by the host."""
+        ...
 
     async def start(self) -> None: ...
 

@@ -109,6 +109,14 @@ async def run_task(
     finally:
         if own_store:
             await db.close()
+        if isinstance(model, str):  # we built it, so we close its connections
+            await _aclose(the_model)
+
+
+async def _aclose(obj: object) -> None:
+    close = getattr(obj, "aclose", None)
+    if close is not None:
+        await close()
 
 
 async def _run(
@@ -140,7 +148,7 @@ async def _run(
                 config=cfg,
             )
             outcome = await loop.run(task, repo=str(repo), repo_map=repo_map)
-            diff = workspace_diff(box.workspace)
+            diff = await workspace_diff(box.workspace)
         except CorralError as e:
             # The sandbox failed to start or broke: a failed attempt, recorded, not a crash.
             seq = len(sink.events)
