@@ -68,6 +68,10 @@ class EventSink(Protocol):
 
     async def append(self, event: Event) -> None: ...
 
+    async def append_many(self, events: Sequence[Event]) -> None:
+        """Several events in one durable write (a model turn and the actions it asks for)."""
+        ...
+
 
 @runtime_checkable
 class Clock(Protocol):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import time
 from collections.abc import AsyncIterator
@@ -12,8 +11,6 @@ from pathlib import Path
 import pytest
 
 from corral.sandbox import BwrapSandbox, SandboxLimits
-
-pytestmark = pytest.mark.skipif(shutil.which("bwrap") is None, reason="needs bubblewrap")
 
 LIMITS = SandboxLimits(memory_mb=256, pids=128, default_timeout=20)
 CANARY = "corral-canary-7f3a9c"

@@ -31,6 +31,11 @@ class Turn:
 
     start_seq: int
     messages: list[Message] = field(default_factory=list)
+    tokens: int = 0
+
+    def add(self, message: Message) -> None:
+        self.messages.append(message)
+        self.tokens += _message_tokens(message)
 
 
 @dataclass
@@ -43,6 +48,7 @@ class Context:
     tools: tuple[ToolSpec, ...] = ()
     summary: str = ""
     turns: list[Turn] = field(default_factory=list)
+    _fixed_tokens: int | None = None
 
     def add_completion(self, seq: int, completion: Completion) -> None:
         msg = Message(
@@ -51,12 +57,12 @@ class Context:
         self.turns.append(Turn(start_seq=seq, messages=[msg]))
 
     def add_tool_result(self, seq: int, call_id: str, tool: str, output: str) -> None:
-        self._current(seq).messages.append(
+        self._current(seq).add(
             Message(role="tool", content=output, tool_call_id=call_id, name=tool)
         )
 
     def add_user(self, seq: int, text: str) -> None:
-        self._current(seq).messages.append(Message(role="user", content=text))
+        self._current(seq).add(Message(role="user", content=text))
 
     def messages(self) -> list[Message]:
         out = [
@@ -76,8 +82,13 @@ class Context:
         return out
 
     def tokens(self) -> int:
-        tool_tokens = sum(estimate_tokens(json.dumps(t.parameters)) + 10 for t in self.tools)
-        return tool_tokens + sum(_message_tokens(m) for m in self.messages())
+        """Estimated prompt size; per-turn counts are kept as turns grow, so this is cheap."""
+        if self._fixed_tokens is None:
+            self._fixed_tokens = sum(
+                estimate_tokens(json.dumps(t.parameters)) + 10 for t in self.tools
+            ) + sum(_message_tokens(m) for m in self.messages()[:2])
+        summary = estimate_tokens(self.summary) + 20 if self.summary else 0
+        return self._fixed_tokens + summary + sum(t.tokens for t in self.turns)
 
     def needs_condensing(self) -> bool:
         return len(self.turns) > self.keep_recent and self.tokens() > self.condense_at * self.window

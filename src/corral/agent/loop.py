@@ -82,6 +82,27 @@ class AgentLoop:
         await self.sink.append(event)
         self.seq += 1
 
+    async def _emit_turn(self, completion: Completion, n_messages: int) -> list[ActionTaken]:
+        """The model turn and every action it asks for, persisted in one write."""
+        base = self.seq
+        called = ModelCalled(
+            attempt_id=self.attempt_id,
+            seq=base,
+            model=completion.model or self.model.name,
+            completion=completion,
+            input_messages=n_messages,
+        )
+        actions = [
+            ActionTaken(
+                attempt_id=self.attempt_id, seq=base + 1 + i, call_id=c.id, tool=c.name,
+                args=c.arguments,
+            )
+            for i, c in enumerate(completion.tool_calls)
+        ]  # fmt: skip
+        await self.sink.append_many([called, *actions])
+        self.seq += 1 + len(actions)
+        return actions
+
     def _base(self) -> dict[str, Any]:
         return {"attempt_id": self.attempt_id, "seq": self.seq}
 
@@ -144,22 +165,16 @@ class AgentLoop:
         completion = await self._call_model(ctx, specs)
         self.steps += 1
         self.cost_usd += completion.cost_usd
+        n_messages = len(ctx.messages())
         ctx.add_completion(self.seq, completion)
-        await self._emit(
-            ModelCalled(
-                **self._base(),
-                model=completion.model or self.model.name,
-                completion=completion,
-                input_messages=len(ctx.messages()),
-            )
-        )
+        actions = await self._emit_turn(completion, n_messages)
         if not completion.tool_calls:
             verdict = self.stuck.on_no_action()
             if verdict.stuck:
                 raise Stuck(verdict.stuck)
             await self._nudge(ctx, verdict.nudge or "", "no_action")
-        for call in completion.tool_calls:
-            await self._act(ctx, call)
+        for call, action in zip(completion.tool_calls, actions, strict=True):
+            await self._act(ctx, call, action)
         if limits.max_cost_usd is not None and self.cost_usd >= limits.max_cost_usd:
             raise LimitExceeded(f"cost limit of ${limits.max_cost_usd:g} reached")
 
@@ -176,10 +191,7 @@ class AgentLoop:
                 ) from None
             raise ModelError(f"model call timed out after {timeout:g}s") from None
 
-    async def _act(self, ctx: Context, call: ToolCall) -> None:
-        await self._emit(
-            ActionTaken(**self._base(), call_id=call.id, tool=call.name, args=call.arguments)
-        )
+    async def _act(self, ctx: Context, call: ToolCall, action: ActionTaken) -> None:
         remaining = self._remaining()
         try:
             # The sandbox enforces each command's own timeout; this only bounds the run.
@@ -193,7 +205,7 @@ class AgentLoop:
         await self._emit(
             Observed(
                 **self._base(),
-                call_id=call.id,
+                call_id=action.call_id,
                 tool=call.name,
                 output=result.output,
                 exit_code=result.exit_code,

@@ -6,7 +6,7 @@ diff → patch file, with every event persisted as it happens.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,12 +58,16 @@ class _Sink:
         self.events: list[Event] = []
 
     async def append(self, event: Event) -> None:
-        await self.store.append(event)
-        self.events.append(event)
+        await self.append_many([event])
+
+    async def append_many(self, events: Sequence[Event]) -> None:
+        await self.store.append_many(events)
+        self.events.extend(events)
         if self.hook is not None:
-            maybe = self.hook(event)
-            if maybe is not None:
-                await maybe
+            for event in events:
+                maybe = self.hook(event)
+                if maybe is not None:
+                    await maybe
 
 
 def check_repo(repo: str | Path) -> Path:

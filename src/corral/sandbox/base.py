@@ -35,6 +35,7 @@ def clean_env(*, home: str, path: str = "/usr/local/bin:/usr/bin:/bin") -> dict[
         "PIP_NO_INPUT": "1",
         "DEBIAN_FRONTEND": "noninteractive",
         "TMPDIR": "/tmp",
+        "PYTHONDONTWRITEBYTECODE": "1",
     }
 
 

@@ -28,6 +28,11 @@ _GIT_SAFETY = (
     "-c", "core.symlinks=true",
 )  # fmt: skip
 _BASE_DIR = "base.git"
+# Build and tool caches an agent's commands leave behind; never part of a diff.
+_ALWAYS_EXCLUDED = (
+    "__pycache__/", "*.py[cod]", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/",
+    ".tox/", ".nox/", ".venv/", "node_modules/", ".coverage", "*.egg-info/",
+)  # fmt: skip
 _BASELINE_TREE = "baseline-tree"
 
 
@@ -155,6 +160,8 @@ async def _snapshot(root: Path) -> str:
     for sub in ("objects", "refs"):  # a bare repo by hand: one git process fewer
         (base / sub).mkdir(parents=True, exist_ok=True)
     (base / "HEAD").write_text("ref: refs/heads/main\n")
+    (base / "info").mkdir(exist_ok=True)
+    (base / "info" / "exclude").write_text("\n".join(_ALWAYS_EXCLUDED) + "\n")
     index = root / "baseline.index"
     await git(root, "add", "-A", "--", ".", index=index)
     tree = (await git(root, "write-tree", index=index)).strip()
@@ -165,7 +172,8 @@ async def _snapshot(root: Path) -> str:
 async def diff(workspace: Path) -> str:
     """Unified diff of every change in a prepared workspace, new untracked files included.
 
-    Files matched by the repo's .gitignore are left out, as git would.
+    Files matched by the repo's .gitignore are left out, as git would, and so are build
+    and tool caches (`__pycache__`, `.pytest_cache`, ...) that are not already tracked.
     """
     root = Path(workspace).parent
     if not (root / _BASELINE_TREE).is_file():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -9,12 +11,13 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event as sa_event
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_json, event_to_json
 from corral.domain.events import utcnow
 from corral.store.schema import attempts, events, metadata
+from corral.store.writer import EventWriter
 
 
 @dataclass(frozen=True)
@@ -59,25 +62,30 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Store:
     """The event log and attempt records. Every write commits before it returns."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, writer: EventWriter) -> None:
         self.engine = engine
+        self.writer = writer
 
     @classmethod
     async def open(cls, url: str | None = None, *, home: Path = Path(".corral")) -> Store:
         full = database_url(url, home)
         engine = create_async_engine(full)
+        # Event appends go through a sync engine on the writer thread (group commit).
+        sync_engine = sa.create_engine(full.replace("+aiosqlite", ""), pool_size=1)
         if full.startswith("sqlite"):
             sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        store = cls(engine)
+            sa_event.listen(sync_engine, "connect", _sqlite_pragmas)
         try:
             async with engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)
         except SQLAlchemyError as e:
             await engine.dispose()
+            sync_engine.dispose()
             raise StoreError(f"cannot open store {url or full}: {e.__class__.__name__}") from e
-        return store
+        return cls(engine, EventWriter(sync_engine))
 
     async def close(self) -> None:
+        await asyncio.to_thread(self.writer.close)
         await self.engine.dispose()
 
     async def create_attempt(
@@ -98,21 +106,12 @@ class Store:
 
     async def append(self, event: Event) -> None:
         """Persist one event; a duplicate (attempt, seq) is a bug and raises StoreError."""
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    events.insert().values(
-                        attempt_id=event.attempt_id,
-                        seq=event.seq,
-                        type=event.type,
-                        ts=event.ts,
-                        payload=event_to_json(event),
-                    )
-                )
-        except IntegrityError as e:
-            raise StoreError(
-                f"event {event.seq} of attempt {event.attempt_id} already exists"
-            ) from e
+        await self.writer.write([_row(event)])
+
+    async def append_many(self, batch: Sequence[Event]) -> None:
+        """Persist several events in one commit: all of them or none."""
+        if batch:
+            await self.writer.write([_row(e) for e in batch])
 
     async def end_attempt(
         self,
@@ -176,6 +175,16 @@ class Store:
                 )
             ).all()
         return [event_from_json(r[0]) for r in rows]
+
+
+def _row(event: Event) -> dict[str, Any]:
+    return {
+        "attempt_id": event.attempt_id,
+        "seq": event.seq,
+        "type": event.type,
+        "ts": event.ts,
+        "payload": event_to_json(event),
+    }
 
 
 def _record(m: Any) -> AttemptRecord:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -36,8 +35,6 @@ def repo(tmp_path: Path) -> Path:
 
 @pytest.fixture(params=["bwrap", "local"])
 async def sandbox(request: pytest.FixtureRequest, repo: Path) -> AsyncIterator[BaseSandbox]:
-    if request.param == "bwrap" and shutil.which("bwrap") is None:
-        pytest.skip("bubblewrap is not installed")
     sb = open_sandbox(request.param, repo, limits=LIMITS, unsafe_local=True)
     await sb.start()
     try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
@@ -95,9 +94,21 @@ async def test_repo_config_cannot_run_code_on_host(repo: Path, tmp_path: Path) -
         ws.remove()
 
 
-@pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 async def test_context_manager_closes(repo: Path) -> None:
     async with open_sandbox("bwrap", repo, limits=LIMITS) as sb:
         assert (await sb.exec("echo hi", timeout=5)).output == "hi\n"
         workspace = sb.workspace
     assert not workspace.exists()
+
+
+async def test_diff_leaves_out_caches_but_keeps_real_changes(sandbox: BaseSandbox) -> None:
+    r = await sandbox.exec(
+        "python3 -c 'import app' && mkdir -p __pycache__ .pytest_cache "
+        "&& echo x > __pycache__/app.cpython-311.pyc && echo y > .pytest_cache/v "
+        "&& echo 'x = 2' > app.py && echo new > notes.txt",
+        10,
+    )
+    assert r.exit_code == 0, r.output
+    d = await sandbox.diff()
+    assert "+x = 2" in d and "notes.txt" in d
+    assert "__pycache__" not in d and ".pytest_cache" not in d

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -33,14 +32,10 @@ def make_repo(root: Path) -> Path:
 
 @pytest.fixture(params=["local", pytest.param("bwrap", marks=pytest.mark.bwrap)])
 async def sandbox(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Sandbox]:
-    try:
-        from corral.sandbox import BwrapSandbox, LocalSandbox
-    except ImportError as exc:  # the backends are written alongside these tools
-        pytest.skip(f"sandbox backends not available yet: {exc}")
+    from corral.sandbox import BwrapSandbox, LocalSandbox
+
     repo = make_repo(tmp_path / "repo")
     if request.param == "bwrap":
-        if shutil.which("bwrap") is None:
-            pytest.skip("bubblewrap is not installed")
         sb: Sandbox = BwrapSandbox(repo)
     else:
         sb = LocalSandbox(repo)

@@ -73,6 +73,10 @@ class ListSink:
     async def append(self, event: Event) -> None:
         self.events.append(event)
 
+    async def append_many(self, events: Sequence[Event]) -> None:
+        for e in events:
+            await self.append(e)
+
 
 def turn(*calls: tuple[str, dict[str, Any]], text: str = "", cost: float = 0.0) -> Completion:
     return Completion(
