@@ -28,16 +28,27 @@ from corral.domain.events import (
 from corral.domain.ids import new_id
 from corral.domain.messages import Completion, Frozen, Message, ToolCall, ToolSpec, Usage
 from corral.domain.results import ExecResult, ToolResult
+from corral.domain.tasks import (
+    TERMINAL,
+    CampaignSpec,
+    ErrorKind,
+    TaskSpec,
+    TaskState,
+    can_move,
+)
 
 __all__ = [
     "EVENT_ADAPTER",
+    "TERMINAL",
     "ActionTaken",
     "AttemptEnded",
     "AttemptStarted",
+    "CampaignSpec",
     "Completion",
     "Condensed",
     "ConfigError",
     "CorralError",
+    "ErrorKind",
     "Event",
     "ExecResult",
     "Frozen",
@@ -51,12 +62,15 @@ __all__ = [
     "SandboxError",
     "ScriptExhausted",
     "StoreError",
+    "TaskSpec",
+    "TaskState",
     "ToolCall",
     "ToolError",
     "ToolResult",
     "ToolSpec",
     "UnknownModel",
     "Usage",
+    "can_move",
     "event_from_json",
     "event_to_json",
     "new_id",

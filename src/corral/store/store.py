@@ -16,7 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_json, event_to_json
 from corral.domain.events import utcnow
-from corral.store.schema import attempts, events, metadata
+from corral.store.fleet import FleetOps
+from corral.store.migrate import upgrade
+from corral.store.rows import aware
+from corral.store.schema import attempts, events
 from corral.store.writer import EventWriter
 
 
@@ -59,7 +62,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store:
+class Store(FleetOps):
     """The event log and attempt records. Every write commits before it returns."""
 
     def __init__(self, engine: AsyncEngine, writer: EventWriter) -> None:
@@ -68,16 +71,16 @@ class Store:
 
     @classmethod
     async def open(cls, url: str | None = None, *, home: Path = Path(".corral")) -> Store:
+        """Connect, migrate to the newest schema, and start the event writer."""
         full = database_url(url, home)
-        engine = create_async_engine(full)
-        # Event appends go through a sync engine on the writer thread (group commit).
-        sync_engine = sa.create_engine(full.replace("+aiosqlite", ""), pool_size=1)
+        engine = create_async_engine(full, pool_pre_ping=not full.startswith("sqlite"))
+        # Event appends and migrations go through a sync engine on their own thread.
+        sync_engine = sa.create_engine(full.replace("+aiosqlite", ""), pool_pre_ping=True)
         if full.startswith("sqlite"):
             sa_event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             sa_event.listen(sync_engine, "connect", _sqlite_pragmas)
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(metadata.create_all)
+            await asyncio.to_thread(_migrate, sync_engine)
         except SQLAlchemyError as e:
             await engine.dispose()
             sync_engine.dispose()
@@ -175,6 +178,21 @@ class Store:
                 )
             ).all()
         return [event_from_json(r[0]) for r in rows]
+
+    async def last_event_at(self, attempt_id: str) -> datetime | None:
+        async with self.engine.connect() as conn:
+            ts = await conn.scalar(
+                sa.select(sa.func.max(events.c.ts)).where(events.c.attempt_id == attempt_id)
+            )
+        return aware(ts) if isinstance(ts, datetime) else None
+
+
+def _migrate(engine: sa.Engine) -> None:
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Two processes opening a fresh database at once must not both migrate.
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7262726)"))
+        upgrade(conn)
 
 
 def _row(event: Event) -> dict[str, Any]:

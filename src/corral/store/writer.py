@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from corral.domain import StoreError
+from corral.store.retry import sync_with_retry
 from corral.store.schema import events
 
 _STOP = object()
@@ -86,9 +87,14 @@ class EventWriter:
                 return
 
     def _commit(self, batch: list[_Item]) -> None:
-        try:
+        rows = [r for i in batch for r in i.rows]
+
+        def insert() -> None:
             with self.engine.begin() as conn:
-                conn.execute(self._insert, [r for i in batch for r in i.rows])
+                conn.execute(self._insert, rows)
+
+        try:
+            sync_with_retry(insert, "event append")
         except SQLAlchemyError:
             # One bad row must not fail its neighbours: retry each on its own.
             for item in batch:

@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import POSTGRES_URL
 
 from corral.domain import (
     ActionTaken,
@@ -25,8 +24,10 @@ from corral.store import Store, database_url
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    url = None if request.param == "sqlite" else POSTGRES_URL
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+) -> AsyncIterator[Store]:
+    url = None if request.param == "sqlite" else pg_url
     s = await Store.open(url, home=tmp_path / ".corral")
     yield s
     await s.close()

@@ -1,0 +1,468 @@
+"""Named operations for the fleet: campaigns, tasks, leases, reviews, side effects.
+
+Every state change is one conditional UPDATE (`WHERE state = ... AND lease_token = ...`),
+so two workers can never both claim a task and a late write from a lost lease changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from corral.domain import (
+    TERMINAL,
+    CampaignSpec,
+    ConfigError,
+    ErrorKind,
+    RunStatus,
+    TaskState,
+    new_id,
+)
+from corral.domain.events import utcnow
+from corral.store.retry import with_retry
+from corral.store.rows import (
+    CampaignRow,
+    Lease,
+    ReviewRow,
+    TaskRow,
+    aware,
+    campaign_row,
+    review_row,
+    task_row,
+)
+from corral.store.schema import attempts, campaigns, reviews, side_effects, tasks
+
+T = TaskState
+UNFINISHED = [s.value for s in TaskState if s not in TERMINAL]
+
+
+class FleetOps:
+    """Mixed into Store; `engine` is its async engine."""
+
+    engine: AsyncEngine
+
+    async def _tx(self, what: str, fn: Any) -> Any:
+        async def run() -> Any:
+            async with self.engine.begin() as conn:
+                return await fn(conn)
+
+        return await with_retry(run, what)
+
+    # -- campaigns -------------------------------------------------------------------------
+
+    async def create_campaign(self, spec: CampaignSpec, *, spec_text: str) -> str:
+        cid = new_id("cmp")
+        now = utcnow()
+        deadline = now + timedelta(seconds=spec.timeout_s) if spec.timeout_s else None
+
+        async def go(conn: AsyncConnection) -> None:
+            await conn.execute(
+                campaigns.insert().values(
+                    id=cid, name=spec.name, team=spec.team, concurrency=spec.concurrency,
+                    weight=spec.weight, budget_usd=spec.budget_usd, deadline_at=deadline,
+                    state="running", spec=spec_text, created_at=now,
+                )
+            )  # fmt: skip
+            rows = [
+                {
+                    "id": new_id("tsk"), "campaign_id": cid, "key": t.id, "team": spec.team,
+                    "kind": t.kind, "priority": t.priority, "spec": t.model_dump_json(),
+                    "depends_on": json.dumps(list(t.depends_on)), "unique_key": t.unique_key,
+                    "state": T.pending.value, "max_attempts": t.max_attempts,
+                    "created_at": now, "updated_at": now,
+                }
+                for t in spec.tasks
+            ]  # fmt: skip
+            await conn.execute(tasks.insert(), rows)
+
+        try:
+            await self._tx("create campaign", go)
+        except IntegrityError as e:
+            raise ConfigError(
+                f"campaign {spec.name!r}: a task's unique_key is already used by another task"
+            ) from e
+        return cid
+
+    async def get_campaign(self, campaign_id: str) -> CampaignRow | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(campaigns.select().where(campaigns.c.id == campaign_id))
+            ).first()
+        return campaign_row(row._mapping) if row else None
+
+    async def resolve_campaign_id(self, prefix: str) -> str:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(
+                    sa.select(campaigns.c.id).where(campaigns.c.id.startswith(prefix)).limit(2)
+                )
+            ).all()
+        if len(rows) != 1:
+            raise ConfigError(
+                f"no campaign with id {prefix!r}"
+                if not rows
+                else f"campaign id {prefix!r} is ambiguous"
+            )
+        return str(rows[0][0])
+
+    async def list_campaigns(self, limit: int = 50) -> list[CampaignRow]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                campaigns.select().order_by(campaigns.c.created_at.desc()).limit(limit)
+            )
+            return [campaign_row(r._mapping) for r in rows]
+
+    async def set_campaign_state(self, campaign_id: str, state: str) -> None:
+        async def go(conn: AsyncConnection) -> None:
+            await conn.execute(
+                campaigns.update()
+                .where(campaigns.c.id == campaign_id)
+                .values(state=state, ended_at=utcnow() if state != "running" else None)
+            )
+
+        await self._tx("set campaign state", go)
+
+    # -- tasks -------------------------------------------------------------------------
+
+    async def tasks(
+        self, *, campaign_id: str | None = None, states: Sequence[TaskState] | None = None
+    ) -> list[TaskRow]:
+        q = tasks.select().order_by(tasks.c.created_at, tasks.c.key)
+        if campaign_id:
+            q = q.where(tasks.c.campaign_id == campaign_id)
+        if states:
+            q = q.where(tasks.c.state.in_([s.value for s in states]))
+
+        async def go() -> list[TaskRow]:
+            async with self.engine.connect() as conn:
+                return [task_row(r._mapping) for r in await conn.execute(q)]
+
+        result: list[TaskRow] = await with_retry(go, "list tasks")
+        return result
+
+    async def get_task(self, ref: str) -> TaskRow:
+        """By id, unique id prefix, or `CAMPAIGN_ID/KEY`."""
+        q = tasks.select()
+        if "/" in ref:
+            cid, key = ref.split("/", 1)
+            q = q.where(tasks.c.campaign_id.startswith(cid), tasks.c.key == key)
+        else:
+            q = q.where(tasks.c.id.startswith(ref))
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q.limit(2))).all()
+        if len(rows) != 1:
+            raise ConfigError(f"no task {ref!r}" if not rows else f"task {ref!r} is ambiguous")
+        return task_row(rows[0]._mapping)
+
+    async def move_task(
+        self, task_id: str, src: Sequence[TaskState], dst: TaskState, **values: Any
+    ) -> bool:
+        """Change a task's state only if it is still in one of `src`."""
+
+        async def go(conn: AsyncConnection) -> bool:
+            res = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state.in_([s.value for s in src]))
+                .values(state=dst.value, updated_at=utcnow(), **values)
+            )
+            return bool(res.rowcount)
+
+        moved: bool = await self._tx("move task", go)
+        return moved
+
+    async def request_cancel(self, task_ids: Sequence[str]) -> int:
+        """Unstarted tasks are cancelled now; running ones are flagged for their worker."""
+
+        async def go(conn: AsyncConnection) -> int:
+            now = utcnow()
+            idle = [T.pending.value, T.ready.value, T.needs_review.value, T.approved.value]
+            a = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(task_ids), tasks.c.state.in_(idle))
+                .values(state=T.cancelled.value, updated_at=now)
+            )
+            b = await conn.execute(
+                tasks.update()
+                .where(tasks.c.id.in_(task_ids), tasks.c.state == T.running.value)
+                .values(cancel_requested=True, updated_at=now)
+            )
+            await conn.execute(
+                reviews.update()
+                .where(reviews.c.task_id.in_(task_ids), reviews.c.state == "pending")
+                .values(state="cancelled", decided_at=now)
+            )
+            return int(a.rowcount or 0) + int(b.rowcount or 0)
+
+        n: int = await self._tx("cancel", go)
+        return n
+
+    async def reopen_task(self, task_id: str) -> bool:
+        """`corral retry`: a failed or cancelled task gets one more attempt."""
+
+        async def go(conn: AsyncConnection) -> bool:
+            res = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task_id,
+                    tasks.c.state.in_([T.failed.value, T.cancelled.value]),
+                )
+                .values(
+                    state=T.ready.value, ready_at=None, cancel_requested=False,
+                    max_attempts=sa.func.max(tasks.c.max_attempts, tasks.c.attempts + 1),
+                    updated_at=utcnow(),
+                )
+            )  # fmt: skip
+            return bool(res.rowcount)
+
+        reopened: bool = await self._tx("retry task", go)
+        return reopened
+
+    # -- leases ------------------------------------------------------------------------
+
+    async def claim(self, task: TaskRow, *, owner: str, ttl_s: float, model: str) -> Lease | None:
+        """Atomically move a ready task to running and open its attempt; None if lost."""
+        attempt_id = new_id("att")
+
+        async def go(conn: AsyncConnection) -> Lease | None:
+            now = utcnow()
+            res = await conn.execute(
+                tasks.update()
+                .where(
+                    tasks.c.id == task.id,
+                    tasks.c.state == T.ready.value,
+                    tasks.c.lease_token == task.lease_token,
+                    tasks.c.cancel_requested == sa.false(),
+                )
+                .values(
+                    state=T.running.value, attempts=tasks.c.attempts + 1,
+                    lease_token=tasks.c.lease_token + 1, updated_at=now,
+                )
+            )  # fmt: skip
+            if not res.rowcount:
+                return None
+            token, number = task.lease_token + 1, task.attempts + 1
+            await conn.execute(
+                attempts.insert().values(
+                    id=attempt_id, task_id=task.id, number=number, task=task.spec.instructions,
+                    repo=task.spec.repo, model=model, sandbox=task.spec.sandbox,
+                    status=RunStatus.running.value, lease_owner=owner, fencing_token=token,
+                    heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl_s),
+                    created_at=now,
+                )
+            )  # fmt: skip
+            return Lease(task.id, attempt_id, token, number, owner)
+
+        lease: Lease | None = await self._tx("claim", go)
+        return lease
+
+    async def heartbeat(self, lease: Lease, ttl_s: float) -> tuple[bool, bool]:
+        """Renew the lease. Returns (still held, cancel requested)."""
+
+        async def go(conn: AsyncConnection) -> tuple[bool, bool]:
+            now = utcnow()
+            res = await conn.execute(
+                attempts.update()
+                .where(
+                    attempts.c.id == lease.attempt_id,
+                    attempts.c.fencing_token == lease.token,
+                    attempts.c.status == RunStatus.running.value,
+                )
+                .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl_s))
+            )
+            flag = await conn.scalar(
+                sa.select(tasks.c.cancel_requested).where(
+                    tasks.c.id == lease.task_id, tasks.c.lease_token == lease.token
+                )
+            )
+            return bool(res.rowcount), bool(flag)
+
+        held: tuple[bool, bool] = await self._tx("heartbeat", go)
+        return held
+
+    async def finish_attempt(
+        self,
+        lease: Lease,
+        *,
+        status: RunStatus,
+        reason: str,
+        error_kind: ErrorKind | None,
+        steps: int,
+        cost_usd: float,
+        patch_path: str | None,
+        task_state: TaskState,
+        ready_at: datetime | None = None,
+        result: dict[str, Any] | None = None,
+        review_diff: str | None = None,
+    ) -> bool:
+        """Close the attempt and move its task, both fenced by the lease token."""
+
+        async def go(conn: AsyncConnection) -> bool:
+            now = utcnow()
+            res = await conn.execute(
+                attempts.update()
+                .where(
+                    attempts.c.id == lease.attempt_id,
+                    attempts.c.fencing_token == lease.token,
+                    attempts.c.status == RunStatus.running.value,
+                )
+                .values(
+                    status=status.value, reason=reason,
+                    error_kind=error_kind.value if error_kind else None, steps=steps,
+                    cost_usd=cost_usd, patch_path=patch_path, ended_at=now,
+                )
+            )  # fmt: skip
+            if not res.rowcount:
+                return False
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == lease.task_id, tasks.c.lease_token == lease.token)
+                .values(
+                    state=task_state.value, ready_at=ready_at, updated_at=now,
+                    cost_usd=tasks.c.cost_usd + cost_usd, cancel_requested=False,
+                    result=json.dumps(result) if result is not None else None,
+                )
+            )  # fmt: skip
+            if review_diff is not None:
+                await conn.execute(
+                    reviews.insert().values(
+                        id=new_id("rev"), task_id=lease.task_id, attempt_id=lease.attempt_id,
+                        reason=reason, diff=review_diff, state="pending", created_at=now,
+                    )
+                )  # fmt: skip
+            return True
+
+        done: bool = await self._tx("finish attempt", go)
+        return done
+
+    async def expired_attempts(
+        self, now: datetime, dead_owners: Sequence[str] = ()
+    ) -> list[tuple[Lease, TaskRow]]:
+        """Running attempts whose lease ran out, or whose owner is known to be dead."""
+        cond = attempts.c.lease_expires_at < now
+        if dead_owners:
+            cond = sa.or_(cond, attempts.c.lease_owner.in_(list(dead_owners)))
+        q = (
+            sa.select(attempts, tasks.c.id.label("tid"))
+            .join(tasks, tasks.c.id == attempts.c.task_id)
+            .where(attempts.c.status == RunStatus.running.value, cond)
+        )
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(q)).all()
+            out = []
+            for r in rows:
+                m = r._mapping
+                task = (await conn.execute(tasks.select().where(tasks.c.id == m["tid"]))).first()
+                if task is None:
+                    continue
+                lease = Lease(m["tid"], m["id"], m["fencing_token"], m["number"], m["lease_owner"])
+                out.append((lease, task_row(task._mapping)))
+        return out
+
+    async def running_owners(self) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(attempts.c.lease_owner)
+                .where(attempts.c.status == RunStatus.running.value)
+                .distinct()
+            )
+            return [str(r[0]) for r in rows if r[0]]
+
+    async def attempts_of(self, task_id: str) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                attempts.select().where(attempts.c.task_id == task_id).order_by(attempts.c.number)
+            )
+            return [
+                {k: (aware(v) if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
+                for r in rows
+            ]
+
+    # -- reviews -----------------------------------------------------------------------
+
+    async def reviews(self, state: str | None = "pending") -> list[ReviewRow]:
+        q = reviews.select().order_by(reviews.c.created_at)
+        if state:
+            q = q.where(reviews.c.state == state)
+        async with self.engine.connect() as conn:
+            return [review_row(r._mapping) for r in await conn.execute(q)]
+
+    async def get_review(self, ref: str) -> ReviewRow:
+        async with self.engine.connect() as conn:
+            rows = (
+                await conn.execute(reviews.select().where(reviews.c.id.startswith(ref)).limit(2))
+            ).all()
+        if len(rows) != 1:
+            raise ConfigError(f"no review {ref!r}" if not rows else f"review {ref!r} is ambiguous")
+        return review_row(rows[0]._mapping)
+
+    async def decide_review(
+        self, review_id: str, *, approve: bool, comment: str | None, by: str
+    ) -> bool:
+        async def go(conn: AsyncConnection) -> bool:
+            now = utcnow()
+            res = await conn.execute(
+                reviews.update()
+                .where(reviews.c.id == review_id, reviews.c.state == "pending")
+                .values(
+                    state="approved" if approve else "rejected", comment=comment,
+                    decided_by=by, decided_at=now,
+                )
+            )  # fmt: skip
+            if not res.rowcount:
+                return False
+            task_id = await conn.scalar(
+                sa.select(reviews.c.task_id).where(reviews.c.id == review_id)
+            )
+            await conn.execute(
+                tasks.update()
+                .where(tasks.c.id == task_id, tasks.c.state == T.needs_review.value)
+                .values(state=(T.approved if approve else T.rejected).value, updated_at=now)
+            )
+            return True
+
+        decided: bool = await self._tx("decide review", go)
+        return decided
+
+    # -- side effects ------------------------------------------------------------------
+
+    async def side_effect(self, key: str) -> dict[str, Any] | None:
+        async with self.engine.connect() as conn:
+            raw = await conn.scalar(
+                sa.select(side_effects.c.result).where(side_effects.c.key == key)
+            )
+        return json.loads(raw) if raw else None
+
+    async def record_side_effect(
+        self, key: str, *, kind: str, attempt_id: str | None, result: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Record a done side effect once; a second recorder gets the first's result."""
+
+        async def go(conn: AsyncConnection) -> None:
+            await conn.execute(
+                side_effects.insert().values(
+                    key=key, kind=kind, attempt_id=attempt_id, result=json.dumps(result),
+                    created_at=utcnow(),
+                )
+            )  # fmt: skip
+
+        try:
+            await self._tx("record side effect", go)
+        except IntegrityError:
+            existing = await self.side_effect(key)
+            return existing or result
+        return result
+
+    async def count_side_effects(self, prefix: str = "") -> dict[str, int]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                sa.select(side_effects.c.key).where(side_effects.c.key.startswith(prefix))
+            )
+            keys = [str(r[0]) for r in rows]
+        return {k: keys.count(k) for k in keys}

@@ -1,0 +1,52 @@
+"""Riding out a database restart: transient connection errors are retried, not fatal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from corral.domain import StoreError
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+OUTAGE_S = 60.0  # how long a store may be unreachable before callers see StoreError
+
+
+def transient(exc: BaseException) -> bool:
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+async def with_retry(op: Callable[[], Awaitable[T]], what: str) -> T:
+    deadline = time.monotonic() + OUTAGE_S
+    delay = 0.05
+    while True:
+        try:
+            return await op()
+        except (OperationalError, DBAPIError) as e:
+            if not transient(e) or time.monotonic() > deadline:
+                raise StoreError(f"store failed during {what}: {e.__class__.__name__}") from e
+            log.warning("store unavailable during %s, retrying: %s", what, e.__class__.__name__)
+            await asyncio.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
+
+
+def sync_with_retry(op: Callable[[], T], what: str) -> T:
+    deadline = time.monotonic() + OUTAGE_S
+    delay = 0.05
+    while True:
+        try:
+            return op()
+        except (OperationalError, DBAPIError) as e:
+            if not transient(e) or time.monotonic() > deadline:
+                raise
+            log.warning("store unavailable during %s, retrying", what)
+            time.sleep(delay * (0.5 + random.random()))
+            delay = min(delay * 2, 2.0)
