@@ -13,6 +13,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 
 from corral.agent.config import AgentConfig, AgentLimits
+from corral.cli.cve import register as register_cve
 from corral.cli.render import event_json, event_line
 from corral.domain import CorralError, Event
 from corral.orchestrator import RunResult, replay_attempt, run_task
@@ -245,3 +246,6 @@ def demo(
 def main() -> None:  # pragma: no cover - console entry
     app(prog_name="corral")
     sys.exit(0)
+
+
+register_cve(app)

@@ -1,0 +1,1 @@
+"""Campaigns built on the runtime: `cve/` (dependency remediation), later `refactor/`."""

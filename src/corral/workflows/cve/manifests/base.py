@@ -1,0 +1,145 @@
+"""What every manifest reader returns: declared dependencies plus the lines it could not use."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import canonicalize_name
+
+from corral.workflows.cve.models import ScanIssue
+
+Source = Literal[
+    "requirements",
+    "constraints",
+    "pyproject",
+    "poetry",
+    "poetry.lock",
+    "uv.lock",
+    "Pipfile.lock",
+    "pylock.toml",
+]
+LOCK_SOURCES: frozenset[str] = frozenset({"poetry.lock", "uv.lock", "Pipfile.lock", "pylock.toml"})
+
+
+@dataclass(frozen=True, slots=True)
+class Declared:
+    """A dependency as one manifest line states it."""
+
+    name: str  # PEP 503 normalised
+    file: str  # relative to the scan root
+    line: int
+    source: Source
+    version: str | None = None  # exact pin (==X, ===X, or a lock entry)
+    # Alternatives (poetry's `||`); each a PEP 440 specifier string. Empty: anything.
+    specs: tuple[str, ...] = ()
+    markers: str | None = None
+
+    @property
+    def is_lock(self) -> bool:
+        return self.source in LOCK_SOURCES
+
+    @property
+    def spec_text(self) -> str:
+        return " || ".join(s for s in self.specs if s) or "*"
+
+
+@dataclass(slots=True)
+class ManifestResult:
+    """The output of reading one manifest (and, for requirements, its includes)."""
+
+    declared: list[Declared] = field(default_factory=list)
+    issues: list[ScanIssue] = field(default_factory=list)
+    files: list[str] = field(default_factory=list)
+
+    def error(self, file: str, line: int, message: str) -> None:
+        self.issues.append(ScanIssue(kind="error", file=file, line=line, message=message))
+
+    def skip(self, file: str, line: int, message: str) -> None:
+        self.issues.append(ScanIssue(kind="skipped", file=file, line=line, message=message))
+
+    def extend(self, other: ManifestResult) -> None:
+        self.declared.extend(other.declared)
+        self.issues.extend(other.issues)
+        self.files.extend(other.files)
+
+
+def rel(path: Path, root: Path) -> str:
+    """A path as findings show it: relative to the root when inside it, POSIX style."""
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def pin_of(spec: SpecifierSet) -> str | None:
+    """The exact version a specifier set allows, if it pins one (`==1.2`, `===1.2`)."""
+    items = list(spec)
+    if len(items) == 1 and items[0].operator in ("==", "===") and "*" not in items[0].version:
+        return items[0].version
+    return None
+
+
+def declare(
+    name: str,
+    spec: str,
+    *,
+    file: str,
+    line: int,
+    source: Source,
+    markers: str | None = None,
+) -> Declared:
+    """A range-or-pin dependency; raises ValueError on an invalid specifier."""
+    try:
+        parsed = SpecifierSet(spec)
+    except InvalidSpecifier as e:
+        raise ValueError(f"invalid version specifier {spec!r}") from e
+    return Declared(
+        name=canonicalize_name(name),
+        file=file,
+        line=line,
+        source=source,
+        version=pin_of(parsed),
+        specs=(str(parsed),) if str(parsed) else (),
+        markers=markers,
+    )
+
+
+def toml_error_line(message: str) -> int:
+    """tomllib reports `(at line N, column M)`; pull N out so the error points somewhere."""
+    m = re.search(r"line (\d+)", message)
+    return int(m.group(1)) if m else 1
+
+
+class LineFinder:
+    """Finds the line of a value in a TOML/JSON text that the parser gave us without lines.
+
+    Each hit is consumed, so a string that appears twice maps to its two lines in order.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+        self._used: set[int] = set()
+
+    def header(self, pattern: str) -> int:
+        rx = re.compile(pattern)
+        for i, line in enumerate(self.lines):
+            if rx.match(line.strip()):
+                return i + 1
+        return 1
+
+    def find(self, pattern: str, start: int = 1, *, consume: bool = True) -> int | None:
+        rx = re.compile(pattern)
+        for i in range(max(start - 1, 0), len(self.lines)):
+            if i not in self._used and rx.search(self.lines[i]):
+                if consume:
+                    self._used.add(i)
+                return i + 1
+        return None
+
+    def quoted(self, value: str, start: int = 1) -> int:
+        q = re.escape(value)
+        return self.find(f"[\"']{q}[\"']", start) or start

@@ -1,0 +1,32 @@
+"""Shared fixtures: the real PyPA advisory snapshot (read in place, never copied in)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from corral.workflows.cve import OsvDatabase
+
+SNAPSHOT = Path(__file__).resolve().parents[3] / ".." / "shared" / "data" / "pypa-advisory-db"
+
+
+@pytest.fixture(scope="session")
+def snapshot() -> Path:
+    if not SNAPSHOT.is_dir():
+        pytest.fail(f"advisory snapshot missing at {SNAPSHOT}")
+    return SNAPSHOT
+
+
+@pytest.fixture(scope="session")
+def db(snapshot: Path) -> OsvDatabase:
+    return OsvDatabase.open(snapshot)
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    """Lay out a small repository."""
+    for name, text in files.items():
+        p = root / name
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_text(text)
+    return root
