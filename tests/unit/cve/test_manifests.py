@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.unit.cve.conftest import write
 
 from corral.workflows.cve.manifests import poetry_to_pep440, read_repo
-from tests.unit.cve.conftest import write
 
 
 def by_name(root: Path) -> dict[str, list[tuple[str | None, tuple[str, ...], str, int]]]:

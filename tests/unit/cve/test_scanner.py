@@ -7,9 +7,9 @@ import json
 from pathlib import Path
 
 import yaml
+from tests.unit.cve.conftest import write
 
 from corral.workflows.cve import OsvDatabase, ScanReport, scan_repo
-from tests.unit.cve.conftest import write
 
 
 def scan(root: Path, db: OsvDatabase) -> ScanReport:
