@@ -22,6 +22,7 @@ from corral.domain import (
     AttemptStarted,
     Completion,
     Condensed,
+    CorralError,
     Event,
     ModelCalled,
     ModelError,
@@ -50,6 +51,8 @@ class RunOutcome:
     steps: int
     cost_usd: float
     next_seq: int
+    # The error that ended a failed run, so the orchestrator can tell retryable from final.
+    error: CorralError | None = None
 
 
 class AgentLoop:
@@ -144,10 +147,12 @@ class AgentLoop:
         except Stuck as e:
             return self._outcome(RunStatus.stuck, e.reason)
         except ModelError as e:
-            return self._outcome(RunStatus.failed, f"model error: {e}")
+            return self._outcome(RunStatus.failed, f"model error: {e}", e)
 
-    def _outcome(self, status: RunStatus, reason: str) -> RunOutcome:
-        return RunOutcome(status, reason, self.steps, round(self.cost_usd, 8), self.seq)
+    def _outcome(
+        self, status: RunStatus, reason: str, error: CorralError | None = None
+    ) -> RunOutcome:
+        return RunOutcome(status, reason, self.steps, round(self.cost_usd, 8), self.seq, error)
 
     def _remaining(self) -> float:
         left = self._deadline - time.monotonic()

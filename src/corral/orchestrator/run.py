@@ -6,31 +6,26 @@ diff → patch file, with every event persisted as it happens.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.agent.config import AgentConfig, AgentLimits
-from corral.agent.loop import AgentLoop, RunOutcome, completions_of
-from corral.agent.repomap import build_repo_map
+from corral.agent.loop import completions_of
 from corral.domain import (
     ActionTaken,
     AttemptEnded,
     AttemptStarted,
     ConfigError,
-    CorralError,
     Event,
     RunStatus,
     new_id,
 )
 from corral.models import ReplayModel, parse_model_spec
+from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.ports import Model, Sandbox
 from corral.sandbox import SandboxLimits, open_sandbox
-from corral.sandbox.workspace import diff as workspace_diff
 from corral.store import Store
-from corral.tools import Toolbox, default_tools
-
-EventHook = Callable[[Event], Awaitable[None] | None]
 
 
 @dataclass(frozen=True)
@@ -47,27 +42,6 @@ class RunResult:
     @property
     def ok(self) -> bool:
         return self.status is RunStatus.finished
-
-
-class _Sink:
-    """Persist first, then tell the watcher: the log is never behind what was shown."""
-
-    def __init__(self, store: Store, hook: EventHook | None) -> None:
-        self.store = store
-        self.hook = hook
-        self.events: list[Event] = []
-
-    async def append(self, event: Event) -> None:
-        await self.append_many([event])
-
-    async def append_many(self, events: Sequence[Event]) -> None:
-        await self.store.append_many(events)
-        self.events.extend(events)
-        if self.hook is not None:
-            for event in events:
-                maybe = self.hook(event)
-                if maybe is not None:
-                    await maybe
 
 
 def check_repo(repo: str | Path) -> Path:
@@ -137,67 +111,29 @@ async def _run(
     await store.create_attempt(
         attempt_id, task=task, repo=str(repo), model=model.name, sandbox=box.kind
     )
-    sink = _Sink(store, on_event)
-    diff = ""
-    try:
-        try:
-            await box.start()
-            repo_map = build_repo_map(box.workspace, task, token_budget=cfg.repo_map_tokens)
-            loop = AgentLoop(
-                attempt_id=attempt_id,
-                model=model,
-                sandbox=box,
-                tools=Toolbox(default_tools(bash_timeout=cfg.limits.command_timeout_s)),
-                sink=sink,
-                config=cfg,
-            )
-            outcome = await loop.run(task, repo=str(repo), repo_map=repo_map)
-            diff = await workspace_diff(box.workspace)
-        except CorralError as e:
-            # The sandbox failed to start or broke: a failed attempt, recorded, not a crash.
-            seq = len(sink.events)
-            outcome = RunOutcome(RunStatus.failed, f"{e.__class__.__name__}: {e}", 0, 0.0, seq)
-    finally:
-        await box.close()
-    patch_path = _write_patch(home, attempt_id, diff)
-    await sink.append(
-        AttemptEnded(
-            attempt_id=attempt_id,
-            seq=outcome.next_seq,
-            status=outcome.status,
-            reason=outcome.reason,
-            steps=outcome.steps,
-            cost_usd=outcome.cost_usd,
-            diff=diff,
-        )
-    )
+    out = await execute_attempt(
+        attempt_id=attempt_id, task=task, repo=repo, model=model, box=box, config=cfg,
+        store=store, home=home, hooks=[on_event] if on_event else [],
+    )  # fmt: skip
+    o = out.outcome
     await store.end_attempt(
         attempt_id,
-        status=outcome.status,
-        reason=outcome.reason,
-        steps=outcome.steps,
-        cost_usd=outcome.cost_usd,
-        patch_path=patch_path,
+        status=o.status,
+        reason=o.reason,
+        steps=o.steps,
+        cost_usd=o.cost_usd,
+        patch_path=out.patch_path,
     )
     return RunResult(
         attempt_id=attempt_id,
-        status=outcome.status,
-        reason=outcome.reason,
-        steps=outcome.steps,
-        cost_usd=outcome.cost_usd,
-        diff=diff,
-        patch_path=patch_path,
-        events=sink.events,
+        status=o.status,
+        reason=o.reason,
+        steps=o.steps,
+        cost_usd=o.cost_usd,
+        diff=out.diff,
+        patch_path=out.patch_path,
+        events=out.events,
     )
-
-
-def _write_patch(home: Path, attempt_id: str, diff: str) -> str | None:
-    if not diff:
-        return None
-    path = home / "patches" / f"{attempt_id}.patch"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(diff)
-    return str(path)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class FleetOps:
 
     # -- campaigns -------------------------------------------------------------------------
 
-    async def create_campaign(self, spec: CampaignSpec, *, spec_text: str) -> str:
+    async def create_campaign(self, spec: CampaignSpec) -> str:
         cid = new_id("cmp")
         now = utcnow()
         deadline = now + timedelta(seconds=spec.timeout_s) if spec.timeout_s else None
@@ -67,7 +67,7 @@ class FleetOps:
                 campaigns.insert().values(
                     id=cid, name=spec.name, team=spec.team, concurrency=spec.concurrency,
                     weight=spec.weight, budget_usd=spec.budget_usd, deadline_at=deadline,
-                    state="running", spec=spec_text, created_at=now,
+                    state="running", spec=spec.model_dump_json(), created_at=now,
                 )
             )  # fmt: skip
             rows = [

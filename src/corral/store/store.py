@@ -16,9 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_json, event_to_json
 from corral.domain.events import utcnow
-from corral.store.fleet import FleetOps
 from corral.store.migrate import upgrade
 from corral.store.rows import aware
+from corral.store.scheduling import SchedulingOps
 from corral.store.schema import attempts, events
 from corral.store.writer import EventWriter
 
@@ -62,7 +62,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
-class Store(FleetOps):
+class Store(SchedulingOps):
     """The event log and attempt records. Every write commits before it returns."""
 
     def __init__(self, engine: AsyncEngine, writer: EventWriter) -> None:

@@ -1,0 +1,244 @@
+"""One leased attempt in the fleet: run it, keep the lease alive, and stop it when it must.
+
+Beside the agent run, a guard renews the lease (fenced by the token), watches for
+progress (a new event), and honours cancellation. A zombie, a cancelled task or a lost
+lease cancels the run, which closes the sandbox and so kills its whole process tree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from corral.agent.config import AgentConfig, AgentLimits
+from corral.agent.loop import RunOutcome
+from corral.domain import (
+    AttemptEnded,
+    CampaignSpec,
+    CorralError,
+    ErrorKind,
+    Event,
+    RunStatus,
+    TaskState,
+)
+from corral.domain.events import utcnow
+from corral.models import parse_model_spec
+from corral.orchestrator.delivery import deliver
+from corral.orchestrator.execute import EventHook, execute_attempt
+from corral.orchestrator.retry import classify
+from corral.orchestrator.settings import WorkerSettings
+from corral.sandbox import SandboxLimits, open_sandbox
+from corral.store import CampaignRow, Lease, Store, TaskRow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AttemptJob:
+    """Everything an executor needs to run one attempt; plain data, so it can travel."""
+
+    lease: Lease
+    task_id: str
+    campaign_id: str
+
+
+class _Stop(Exception):
+    def __init__(self, why: str, reason: str):
+        super().__init__(reason)
+        self.why = why
+        self.reason = reason
+
+
+async def run_job(
+    store: Store, job: AttemptJob, settings: WorkerSettings, on_event: EventHook | None = None
+) -> None:
+    task = await store.get_task(job.task_id)
+    campaign = await store.get_campaign(job.campaign_id)
+    if campaign is None:
+        return
+    runner = _Runner(store, job.lease, task, campaign, settings, on_event)
+    await runner.run()
+
+
+class _Runner:
+    def __init__(
+        self,
+        store: Store,
+        lease: Lease,
+        task: TaskRow,
+        campaign: CampaignRow,
+        settings: WorkerSettings,
+        on_event: EventHook | None,
+    ) -> None:
+        self.store, self.lease, self.task, self.campaign = store, lease, task, campaign
+        self.settings = settings
+        self.on_event = on_event
+        self.last_progress = time.monotonic()
+        self.next_seq = 0
+        self.stop: _Stop | None = None
+
+    def _progress(self, event: Event) -> None:
+        self.last_progress = time.monotonic()
+        self.next_seq = event.seq + 1
+
+    async def run(self) -> None:
+        spec = self.task.spec
+        try:
+            model_spec = spec.model
+            if not model_spec:
+                raise CorralError(f"task {self.task.key} names no model and the campaign has none")
+            model = parse_model_spec(model_spec, env=self.settings.env)
+            box = open_sandbox(
+                spec.sandbox,
+                Path(spec.repo),
+                limits=SandboxLimits(default_timeout=spec.command_timeout_s),
+                unsafe_local=_unsafe_local(self.campaign),
+            )
+        except CorralError as e:
+            await self._finish_failed(f"{e.__class__.__name__}: {e}", ErrorKind.final)
+            return
+        config = AgentConfig(
+            limits=AgentLimits(
+                max_steps=spec.max_steps,
+                max_wall_s=spec.timeout_s,
+                command_timeout_s=spec.command_timeout_s,
+                max_cost_usd=await self._budget_left(),
+            )
+        )
+        hooks: list[EventHook] = [self._progress]
+        if self.on_event is not None:
+            hooks.append(self.on_event)
+        main = asyncio.create_task(
+            execute_attempt(
+                attempt_id=self.lease.attempt_id, task=spec.instructions, repo=Path(spec.repo),
+                model=model, box=box, config=config, store=self.store,
+                home=self.settings.home, hooks=hooks,
+            )
+        )  # fmt: skip
+        guard = asyncio.create_task(self._guard(main))
+        try:
+            out = await main
+        except asyncio.CancelledError:
+            if self.stop is None:
+                raise  # we are being shut down ourselves
+            await self._stopped(self.stop)
+            return
+        except Exception as e:  # a bug or infra fault outside the agent: retry, visibly
+            log.exception("attempt %s failed unexpectedly", self.lease.attempt_id)
+            await self._finish_failed(
+                f"internal error: {e.__class__.__name__}: {e}", ErrorKind.retryable
+            )
+            return
+        finally:
+            guard.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await guard
+            close = getattr(model, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+        await self._settle(out.outcome, out.diff, out.patch_path)
+
+    async def _budget_left(self) -> float | None:
+        if self.campaign.budget_usd is None:
+            return None
+        spent = (await self.store.summary(self.campaign.id))["cost_usd"]
+        return max(self.campaign.budget_usd - float(spent), 0.0)
+
+    async def _guard(self, main: asyncio.Task[object]) -> None:
+        s = self.settings
+        while not main.done():
+            await asyncio.sleep(s.heartbeat_s)
+            try:
+                held, cancel = await self.store.heartbeat(self.lease, s.lease_ttl_s)
+            except CorralError as e:
+                log.warning("heartbeat failed for %s: %s", self.lease.attempt_id, e)
+                continue
+            idle = time.monotonic() - self.last_progress
+            if not held:
+                self.stop = _Stop("lease_lost", "the lease was lost (another worker took over)")
+            elif cancel:
+                self.stop = _Stop("cancelled", "cancelled on request")
+            elif idle > s.zombie_after_s:
+                self.stop = _Stop("zombie", f"zombie: no progress for {idle:.0f}s; killed")
+            if self.stop is not None:
+                main.cancel()
+                return
+
+    async def _stopped(self, stop: _Stop) -> None:
+        if stop.why == "lease_lost":
+            return  # the new holder owns the task now; any write of ours would be fenced out
+        with contextlib.suppress(CorralError):
+            await self.store.append(
+                AttemptEnded(
+                    attempt_id=self.lease.attempt_id, seq=self.next_seq,
+                    status=RunStatus.failed, reason=stop.reason,
+                )
+            )  # fmt: skip
+        if stop.why == "cancelled":
+            await self.store.finish_attempt(
+                self.lease, status=RunStatus.failed, reason=stop.reason,
+                error_kind=ErrorKind.final, steps=0, cost_usd=0.0, patch_path=None,
+                task_state=TaskState.cancelled, result={"reason": stop.reason},
+            )  # fmt: skip
+            return
+        await self._finish_failed(stop.reason, ErrorKind.retryable)
+
+    async def _settle(self, outcome: RunOutcome, diff: str, patch: str | None) -> None:
+        kind = classify(outcome)
+        result: dict[str, Any]
+        if kind is None:
+            if self.task.spec.require_approval:
+                result = {"reason": outcome.reason, "patch": patch}
+                await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
+                return
+            done = await deliver(
+                self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
+                home=self.settings.home,
+            )  # fmt: skip
+            result = {"reason": outcome.reason, "delivery": done}
+            await self._finish(outcome, patch, None, TaskState.succeeded, None, result)
+            return
+        state, ready_at = self._after_failure(kind)
+        result = {"reason": outcome.reason, "error_kind": kind.value}
+        await self._finish(outcome, patch, kind, state, ready_at, result)
+
+    async def _finish(
+        self,
+        outcome: RunOutcome,
+        patch: str | None,
+        kind: ErrorKind | None,
+        state: TaskState,
+        ready_at: datetime | None,
+        result: dict[str, Any],
+        review_diff: str | None = None,
+    ) -> None:
+        await self.store.finish_attempt(
+            self.lease, status=outcome.status, reason=outcome.reason, error_kind=kind,
+            steps=outcome.steps, cost_usd=outcome.cost_usd, patch_path=patch, task_state=state,
+            ready_at=ready_at, result=result, review_diff=review_diff,
+        )  # fmt: skip
+
+    async def _finish_failed(self, reason: str, kind: ErrorKind) -> None:
+        state, ready_at = self._after_failure(kind)
+        await self.store.finish_attempt(
+            self.lease, status=RunStatus.failed, reason=reason, error_kind=kind, steps=0,
+            cost_usd=0.0, patch_path=None, task_state=state, ready_at=ready_at,
+            result={"reason": reason, "error_kind": kind.value},
+        )  # fmt: skip
+
+    def _after_failure(self, kind: ErrorKind) -> tuple[TaskState, datetime | None]:
+        if kind is ErrorKind.retryable and self.lease.number < self.task.max_attempts:
+            delay = self.settings.retry_for(self.task.kind).delay(self.lease.number)
+            return TaskState.ready, utcnow() + timedelta(seconds=delay)
+        return TaskState.failed, None
+
+
+def _unsafe_local(campaign: CampaignRow) -> bool:
+    return CampaignSpec.model_validate_json(campaign.spec).unsafe_local

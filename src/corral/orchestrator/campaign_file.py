@@ -1,0 +1,107 @@
+"""Reading a campaign file: one clear line for any mistake, naming file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from corral.domain import CampaignSpec, ConfigError, TaskSpec
+
+
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """Follow a pydantic error location through the YAML node tree to a line number."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            nxt = node.value[part] if 0 <= part < len(node.value) else None
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = nxt
+        line = node.start_mark.line + 1
+    return line
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
+    """Parse and validate a campaign file; returns the spec and its original text."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"campaign file {p} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"campaign file {p} cannot be read: {e.__class__.__name__}") from None
+    try:
+        node = yaml.compose(text)
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"{p}{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: a campaign file must be a mapping with `name` and `tasks`")
+    try:
+        spec = CampaignSpec.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        line = _line_of(node, loc)
+        msg = err["msg"].replace("Value error, ", "")
+        raise ConfigError(f"{p}:{line or '?'}: {_where(loc)}: {msg}") from None
+    check_dag(spec, p, node)
+    return _resolve_repos(spec, p.parent), text
+
+
+def check_dag(spec: CampaignSpec, path: Path, node: yaml.Node | None = None) -> None:
+    """Unknown dependencies and cycles are rejected before anything runs."""
+    ids = {t.id for t in spec.tasks}
+    for i, t in enumerate(spec.tasks):
+        for dep in t.depends_on:
+            if dep not in ids:
+                line = _line_of(node, ("tasks", i, "depends_on"))
+                raise ConfigError(
+                    f"{path}:{line or '?'}: tasks[{i}].depends_on: unknown task id {dep!r}"
+                )
+    deps = {t.id: t.depends_on for t in spec.tasks}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+
+    def visit(tid: str, trail: list[str]) -> None:
+        if state.get(tid) == 2:
+            return
+        if state.get(tid) == 1:
+            cycle = [*trail[trail.index(tid) :], tid]
+            raise ConfigError(f"{path}: depends_on forms a cycle: {' -> '.join(cycle)}")
+        state[tid] = 1
+        for d in deps[tid]:
+            visit(d, [*trail, tid])
+        state[tid] = 2
+
+    for t in spec.tasks:
+        visit(t.id, [])
+
+
+def _resolve_repos(spec: CampaignSpec, base: Path) -> CampaignSpec:
+    """Relative repo and script paths are relative to the campaign file, as a reader expects."""
+
+    def fix(t: TaskSpec) -> TaskSpec:
+        repo = str((base / t.repo).resolve()) if not Path(t.repo).is_absolute() else t.repo
+        model = t.model or spec.model
+        if model and model.startswith("scripted:") and not Path(model[9:]).is_absolute():
+            model = "scripted:" + str((base / model[9:]).resolve())
+        return t.model_copy(update={"repo": repo, "model": model})
+
+    return spec.model_copy(update={"tasks": tuple(fix(t) for t in spec.tasks)})

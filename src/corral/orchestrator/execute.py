@@ -1,0 +1,110 @@
+"""The body of one attempt, shared by a single `corral run` and by fleet workers.
+
+Sandbox → repo map → agent loop → diff → patch → `attempt_ended` event. Creating and
+closing the attempt's record is the caller's job (plain for `run_task`, fenced by a
+lease for the fleet).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from corral.agent.config import AgentConfig
+from corral.agent.loop import AgentLoop, RunOutcome
+from corral.agent.repomap import build_repo_map
+from corral.domain import AttemptEnded, CorralError, Event, RunStatus
+from corral.ports import Model, Sandbox
+from corral.sandbox.workspace import diff as workspace_diff
+from corral.store import Store
+from corral.tools import Toolbox, default_tools
+
+EventHook = Callable[[Event], Awaitable[None] | None]
+
+
+class Sink:
+    """Persist first, then tell the watchers: the log is never behind what was shown."""
+
+    def __init__(self, store: Store, hooks: Sequence[EventHook] = ()) -> None:
+        self.store = store
+        self.hooks = [h for h in hooks if h is not None]
+        self.events: list[Event] = []
+
+    async def append(self, event: Event) -> None:
+        await self.append_many([event])
+
+    async def append_many(self, events: Sequence[Event]) -> None:
+        await self.store.append_many(events)
+        self.events.extend(events)
+        for hook in self.hooks:
+            for event in events:
+                maybe = hook(event)
+                if maybe is not None:
+                    await maybe
+
+
+@dataclass
+class AttemptOutput:
+    outcome: RunOutcome
+    diff: str
+    patch_path: str | None
+    events: list[Event] = field(default_factory=list)
+
+
+async def execute_attempt(
+    *,
+    attempt_id: str,
+    task: str,
+    repo: Path,
+    model: Model,
+    box: Sandbox,
+    config: AgentConfig,
+    store: Store,
+    home: Path,
+    hooks: Sequence[EventHook] = (),
+) -> AttemptOutput:
+    sink = Sink(store, hooks)
+    diff = ""
+    try:
+        try:
+            await box.start()
+            repo_map = build_repo_map(box.workspace, task, token_budget=config.repo_map_tokens)
+            loop = AgentLoop(
+                attempt_id=attempt_id,
+                model=model,
+                sandbox=box,
+                tools=Toolbox(default_tools(bash_timeout=config.limits.command_timeout_s)),
+                sink=sink,
+                config=config,
+            )
+            outcome = await loop.run(task, repo=str(repo), repo_map=repo_map)
+            diff = await workspace_diff(box.workspace)
+        except CorralError as e:
+            # The sandbox failed to start or broke: a failed attempt, recorded, not a crash.
+            reason = f"{e.__class__.__name__}: {e}"
+            outcome = RunOutcome(RunStatus.failed, reason, 0, 0.0, len(sink.events), e)
+    finally:
+        await box.close()
+    patch_path = write_patch(home, attempt_id, diff)
+    await sink.append(
+        AttemptEnded(
+            attempt_id=attempt_id,
+            seq=outcome.next_seq,
+            status=outcome.status,
+            reason=outcome.reason,
+            steps=outcome.steps,
+            cost_usd=outcome.cost_usd,
+            diff=diff,
+        )
+    )
+    return AttemptOutput(outcome, diff, patch_path, sink.events)
+
+
+def write_patch(home: Path, attempt_id: str, diff: str) -> str | None:
+    if not diff:
+        return None
+    path = home / "patches" / f"{attempt_id}.patch"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(diff)
+    return str(path)

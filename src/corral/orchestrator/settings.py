@@ -1,0 +1,38 @@
+"""How a worker runs attempts: leases, heartbeats, zombies, retries. Plain config."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import ConfigDict, Field
+
+from corral.domain import Frozen
+from corral.orchestrator.retry import RetryPolicy
+
+
+def worker_identity() -> str:
+    """host:pid:random — the host and pid let a restarted worker spot a dead owner at once."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class WorkerSettings(Frozen):
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    concurrency: int = Field(default=8, ge=1)
+    lease_ttl_s: float = Field(default=15.0, gt=0)
+    heartbeat_s: float = Field(default=1.0, gt=0)
+    # No new event for this long means the attempt is hung (model call or command): kill it.
+    zombie_after_s: float = Field(default=600.0, gt=0)
+    poll_s: float = Field(default=0.25, gt=0)
+    retry: Mapping[str, RetryPolicy] = Field(default_factory=dict)
+    home: Path = Path(".corral")
+    env: Mapping[str, str] | None = None
+    team_caps: Mapping[str, int] = Field(default_factory=dict)
+    team_weights: Mapping[str, float] = Field(default_factory=dict)
+
+    def retry_for(self, kind: str) -> RetryPolicy:
+        return self.retry.get(kind) or self.retry.get("default") or RetryPolicy()

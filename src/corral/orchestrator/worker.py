@@ -1,0 +1,181 @@
+"""The worker: scheduler + reaper + executor against the store, until stopped or done.
+
+Each tick: expire lost leases (retrying their tasks), promote pending tasks whose
+dependencies finished, deliver approved reviews, enforce campaign deadlines and budgets,
+then admit ready tasks fairly into free slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Mapping
+from datetime import timedelta
+
+from corral.domain import ErrorKind, RunStatus, TaskState
+from corral.domain.events import utcnow
+from corral.orchestrator.attempt import AttemptJob
+from corral.orchestrator.delivery import deliver
+from corral.orchestrator.execute import EventHook
+from corral.orchestrator.executor import Executor, LocalExecutor
+from corral.orchestrator.scheduler import Snapshot, pick
+from corral.orchestrator.settings import WorkerSettings, worker_identity
+from corral.store import CampaignRow, Store
+
+log = logging.getLogger(__name__)
+T = TaskState
+
+
+class Worker:
+    def __init__(
+        self,
+        store: Store,
+        settings: WorkerSettings | None = None,
+        *,
+        campaign_id: str | None = None,
+        executor: Executor | None = None,
+        on_event: EventHook | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings or WorkerSettings()
+        self.campaign_id = campaign_id
+        self.owner = worker_identity()
+        self._wake = asyncio.Event()
+        self.executor = executor or LocalExecutor(
+            store, self.settings, on_done=self._wake.set, on_event=on_event
+        )
+        self.started = 0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self, *, until_done: bool = False, stop: asyncio.Event | None = None) -> None:
+        try:
+            while not (stop and stop.is_set()):
+                await self.tick()
+                if until_done and self.campaign_id and await self._campaign_done():
+                    break
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+        finally:
+            await self.executor.shutdown(cancel=True)
+
+    async def tick(self) -> int:
+        await self.reap()
+        await self.store.promote_pending(self.campaign_id)
+        await self._deliver_approved()
+        await self._enforce_campaign_limits()
+        free = self.settings.concurrency - self.executor.active
+        if free <= 0:
+            return 0
+        ready, camps, running, served = await self.store.snapshot(utcnow(), self.campaign_id)
+        snap = Snapshot(
+            ready=ready,
+            campaigns=camps,
+            running_by_campaign=running,
+            running_by_team=_by_team(running, camps),
+            served_by_campaign=served,
+            team_caps=self.settings.team_caps,
+            team_weights=self.settings.team_weights,
+        )
+        n = 0
+        for task in pick(snap, free):
+            lease = await self.store.claim(
+                task, owner=self.owner, ttl_s=self.settings.lease_ttl_s, model=task.spec.model or ""
+            )
+            if lease is not None:
+                self.executor.submit(AttemptJob(lease, task.id, task.campaign_id))
+                n += 1
+        self.started += n
+        return n
+
+    async def reap(self) -> int:
+        """Attempts whose holder died: retry the task (or fail it when out of attempts)."""
+        expired = await self.store.expired_attempts(utcnow(), await self._dead_owners_here())
+        for lease, task in expired:
+            retry = lease.number < task.max_attempts
+            delay = self.settings.retry_for(task.kind).delay(lease.number) if retry else 0.0
+            await self.store.finish_attempt(
+                lease, status=RunStatus.failed, reason="lease lost: its worker stopped",
+                error_kind=ErrorKind.retryable, steps=0, cost_usd=0.0, patch_path=None,
+                task_state=T.ready if retry else T.failed,
+                ready_at=utcnow() + timedelta(seconds=delay) if retry else None,
+                result={"reason": "lease lost", "error_kind": "retryable"},
+            )  # fmt: skip
+        return len(expired)
+
+    async def _dead_owners_here(self) -> list[str]:
+        """Owners on this host whose process is gone need not wait for their lease to expire."""
+        host = socket.gethostname()
+        dead = []
+        for owner in await self.store.running_owners():
+            parts = owner.split(":")
+            if len(parts) == 3 and parts[0] == host and owner != self.owner:
+                try:
+                    os.kill(int(parts[1]), 0)
+                except ProcessLookupError:
+                    dead.append(owner)
+                except (PermissionError, ValueError):
+                    pass
+        return dead
+
+    async def _deliver_approved(self) -> None:
+        for task in await self.store.tasks(campaign_id=self.campaign_id, states=[T.approved]):
+            reviews = [
+                r for r in await self.store.reviews(state="approved") if r.task_id == task.id
+            ]
+            if not reviews:
+                continue
+            r = reviews[-1]
+            await deliver(
+                self.store, task, attempt_id=r.attempt_id, diff=r.diff, home=self.settings.home
+            )
+            await self.store.move_task(task.id, [T.approved], T.succeeded)
+
+    async def _enforce_campaign_limits(self) -> None:
+        ids = [self.campaign_id] if self.campaign_id else None
+        camps = [c for c in await self.store.list_campaigns(500) if c.state == "running"]
+        now = utcnow()
+        for c in camps:
+            if ids and c.id not in ids:
+                continue
+            open_tasks = await self.store.tasks(
+                campaign_id=c.id, states=[T.pending, T.ready, T.running, T.needs_review, T.approved]
+            )
+            if c.deadline_at is not None and now > c.deadline_at and open_tasks:
+                await self.store.request_cancel([t.id for t in open_tasks])
+                continue
+            if c.budget_usd is not None:
+                spent = (await self.store.summary(c.id))["cost_usd"]
+                if spent >= c.budget_usd:
+                    for t in open_tasks:
+                        if t.state in (T.pending, T.ready):
+                            await self.store.move_task(
+                                t.id, [t.state], T.failed,
+                                result='{"reason": "campaign budget exhausted"}',
+                            )  # fmt: skip
+            if not open_tasks:
+                await self.store.set_campaign_state(c.id, "finished")
+
+    async def _campaign_done(self) -> bool:
+        assert self.campaign_id is not None
+        summary = await self.store.summary(self.campaign_id)
+        done = bool(summary["done"] == summary["total"] and self.executor.active == 0)
+        if done:
+            camp = await self.store.get_campaign(self.campaign_id)
+            if camp is not None and camp.state == "running":
+                await self.store.set_campaign_state(self.campaign_id, "finished")
+        return done
+
+
+def _by_team(running: Mapping[str, int], camps: Mapping[str, CampaignRow]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for cid, n in running.items():
+        if cid in camps:
+            team = camps[cid].team
+            out[team] = out.get(team, 0) + n
+    return out

@@ -1,0 +1,204 @@
+"""Campaigns end to end in-process: admission, dependencies, retries, review, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+from tests.integration.orchestrator.conftest import campaign_file, make_repo, script
+
+from corral.domain import ConfigError, TaskState
+from corral.orchestrator.campaigns import create_from_file, run_campaign
+from corral.orchestrator.retry import RetryPolicy
+from corral.orchestrator.settings import WorkerSettings
+from corral.orchestrator.worker import Worker
+from corral.store import Store
+
+FAST = WorkerSettings(poll_s=0.05, heartbeat_s=0.2, lease_ttl_s=5)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path, pg_url: str):
+    s = await Store.open(None if request.param == "sqlite" else pg_url, home=tmp_path / ".corral")
+    yield s
+    await s.close()
+
+
+def _settings(tmp_path: Path, **kw: object) -> WorkerSettings:
+    return FAST.model_copy(update={"home": tmp_path / ".corral", **kw})
+
+
+async def test_dependencies_and_deliveries(store: Store, tmp_path: Path) -> None:
+    fix = script(tmp_path / "fix.json", ["sed -i 's/VALUE = 0/VALUE = 1/' app.py"])
+    tasks = [
+        {"id": f"t{i}", "repo": str(make_repo(tmp_path / f"r{i}")), "instructions": "bump",
+         "model": f"scripted:{fix}", "sandbox": "local", "depends_on": deps}
+        for i, deps in enumerate([[], ["t0"], ["t0"], ["t1", "t2"]])
+    ]  # fmt: skip
+    f = campaign_file(tmp_path / "c.yaml", {"name": "dag", "unsafe_local": True, "tasks": tasks})
+    cid = await create_from_file(store, f)
+    status = await run_campaign(store, cid, _settings(tmp_path))
+    assert {t["key"]: t["state"] for t in status["tasks"]} == dict.fromkeys(
+        ["t0", "t1", "t2", "t3"], "succeeded"
+    )
+    assert status["state"] == "finished"
+    # each task delivered exactly once, in dependency order
+    effects = await _deliveries(store, cid)
+    assert len(effects) == 4 and set(effects.values()) == {1}
+    order = sorted(await store.tasks(campaign_id=cid), key=lambda t: t.updated_at)
+    assert order[0].key == "t0" and order[-1].key == "t3"
+    patch = tmp_path / ".corral" / "results" / cid / "t3.patch"
+    assert "+VALUE = 1" in patch.read_text()
+
+
+async def test_failed_parent_skips_or_fails_children(store: Store, tmp_path: Path) -> None:
+    bad = script(tmp_path / "bad.json", ["echo a"] * 5, finish=False)  # stuck: final failure
+    ok = script(tmp_path / "ok.json", ["true"])
+    repo = str(make_repo(tmp_path / "r"))
+    tasks = [
+        {"id": "parent", "repo": repo, "instructions": "x", "model": f"scripted:{bad}",
+         "sandbox": "local"},
+        {"id": "skip-me", "repo": repo, "instructions": "x", "model": f"scripted:{ok}",
+         "sandbox": "local", "depends_on": ["parent"]},
+        {"id": "fail-me", "repo": repo, "instructions": "x", "model": f"scripted:{ok}",
+         "sandbox": "local", "depends_on": ["parent"], "on_parent_failure": "fail"},
+    ]  # fmt: skip
+    f = campaign_file(tmp_path / "c.yaml", {"name": "p", "unsafe_local": True, "tasks": tasks})
+    status = await run_campaign(store, await create_from_file(store, f), _settings(tmp_path))
+    states = {t["key"]: t["state"] for t in status["tasks"]}
+    assert states == {"parent": "failed", "skip-me": "skipped", "fail-me": "failed"}
+    parent = next(t for t in status["tasks"] if t["key"] == "parent")
+    assert parent["attempts"] == 1, "an agent that got stuck is a final failure, not retried"
+
+
+async def test_retryable_failure_is_retried_with_backoff(store: Store, tmp_path: Path) -> None:
+    # A model that fails at the provider level is retryable; the attempt limit still holds.
+    tasks = [
+        {"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+         "model": "openai-compatible:http://127.0.0.1:9/v1#nothing", "sandbox": "local",
+         "max_attempts": 3}
+    ]  # fmt: skip
+    f = campaign_file(tmp_path / "c.yaml", {"name": "r", "unsafe_local": True, "tasks": tasks})
+    cid = await create_from_file(store, f)
+    settings = _settings(tmp_path, retry={"default": RetryPolicy(base_s=0.05, cap_s=0.2)})
+    status = await run_campaign(store, cid, settings)
+    t = status["tasks"][0]
+    assert t["state"] == "failed" and t["attempts"] == 3
+    attempts = await store.attempts_of(t["id"])
+    assert [a["error_kind"] for a in attempts] == ["retryable"] * 3
+    # full-jitter backoff: later attempts never start before the previous one ended
+    for a, b in itertools.pairwise(attempts):
+        assert b["created_at"] >= a["ended_at"]
+
+
+async def test_review_approve_and_reject(store: Store, tmp_path: Path) -> None:
+    fix = script(tmp_path / "fix.json", ["sed -i 's/VALUE = 0/VALUE = 7/' app.py"])
+    tasks = [
+        {"id": k, "repo": str(make_repo(tmp_path / k)), "instructions": "x",
+         "model": f"scripted:{fix}", "sandbox": "local", "require_approval": True}
+        for k in ("yes", "no")
+    ]  # fmt: skip
+    f = campaign_file(tmp_path / "c.yaml", {"name": "rv", "unsafe_local": True, "tasks": tasks})
+    cid = await create_from_file(store, f)
+    worker = Worker(store, _settings(tmp_path), campaign_id=cid)
+    stop = asyncio.Event()
+    run = asyncio.create_task(worker.run(stop=stop))
+    for _ in range(200):
+        if len(await store.reviews()) == 2:
+            break
+        await asyncio.sleep(0.05)
+    reviews = {(await store.get_task(r.task_id)).key: r for r in await store.reviews()}
+    assert set(reviews) == {"yes", "no"} and "+VALUE = 7" in reviews["yes"].diff
+    # nothing delivered before approval
+    assert await _deliveries(store, cid) == {}
+    assert await store.decide_review(reviews["yes"].id, approve=True, comment="lgtm", by="ann")
+    assert await store.decide_review(reviews["no"].id, approve=False, comment="no", by="ann")
+    assert not await store.decide_review(reviews["no"].id, approve=True, comment=None, by="bob")
+    for _ in range(200):
+        states = {t.key: t.state for t in await store.tasks(campaign_id=cid)}
+        if states["yes"] is TaskState.succeeded:
+            break
+        await asyncio.sleep(0.05)
+    stop.set()
+    await run
+    assert states == {"yes": TaskState.succeeded, "no": TaskState.rejected}
+    assert len(await _deliveries(store, cid)) == 1
+
+
+async def test_cancel_a_running_task_stops_its_sandbox(store: Store, tmp_path: Path) -> None:
+    hang = script(tmp_path / "hang.json", ["sleep 600"])
+    tasks = [
+        {"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+         "model": f"scripted:{hang}", "sandbox": "bwrap", "command_timeout_s": 900}
+    ]  # fmt: skip
+    cid = await create_from_file(
+        store, campaign_file(tmp_path / "c.yaml", {"name": "c", "tasks": tasks})
+    )
+    run = asyncio.create_task(run_campaign(store, cid, _settings(tmp_path)))
+    task = (await store.tasks(campaign_id=cid))[0]
+    for _ in range(200):
+        task = await store.get_task(task.id)
+        if task.state is TaskState.running and await store.last_event_at(
+            (await store.attempts_of(task.id))[0]["id"]
+        ):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.5)  # the sleep is running inside the sandbox now
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    assert await store.request_cancel([task.id]) == 1
+    status = await asyncio.wait_for(run, 20)
+    assert status["tasks"][0]["state"] == "cancelled"
+    assert loop.time() - t0 < 4.0  # heartbeat 0.2 s: well within the 2 s goal plus slack
+    assert not _sleepers("sleep 600")
+
+
+async def _deliveries(store: Store, cid: str) -> dict[str, int]:
+    """Delivery side effects of one campaign's tasks (the Postgres database is shared)."""
+    ids = {t.id for t in await store.tasks(campaign_id=cid)}
+    effects = await store.count_side_effects("deliver:")
+    return {k: n for k, n in effects.items() if k.removeprefix("deliver:") in ids}
+
+
+def _sleepers(cmdline: str) -> list[int]:
+    found = []
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if (p / "cmdline").read_bytes().replace(b"\0", b" ").strip() == cmdline.encode():
+                    found.append(int(p.name))
+            except OSError:
+                pass
+    return found
+
+
+async def test_bad_campaign_files(store: Store, tmp_path: Path) -> None:
+    repo = str(make_repo(tmp_path / "r"))
+    ok = script(tmp_path / "ok.json", ["true"])
+    cases = {
+        "cycle": {"name": "x", "tasks": [
+            {"id": "a", "repo": repo, "instructions": "x", "model": f"scripted:{ok}", "depends_on": ["b"]},
+            {"id": "b", "repo": repo, "instructions": "x", "model": f"scripted:{ok}", "depends_on": ["a"]},
+        ]},
+        "unknown": {"name": "x", "tasks": [
+            {"id": "a", "repo": repo, "instructions": "x", "model": f"scripted:{ok}", "depends_on": ["zz"]},
+        ]},
+        "field": {"name": "x", "tasks": [
+            {"id": "a", "repo": repo, "instructions": "x", "model": f"scripted:{ok}", "max_attempts": 0},
+        ]},
+    }  # fmt: skip
+    expected = {
+        "cycle": "cycle: a -> b -> a",
+        "unknown": "unknown task id 'zz'",
+        "field": ":7: tasks[0].max_attempts",
+    }
+    for name, body in cases.items():
+        f = campaign_file(tmp_path / f"{name}.yaml", body)
+        with pytest.raises(ConfigError) as e:
+            await create_from_file(store, f)
+        assert expected[name] in str(e.value) and "\n" not in str(e.value), str(e.value)
+    assert await store.list_campaigns() == [] or all(
+        c.name != "x" for c in await store.list_campaigns()
+    )
