@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import sys
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from corral.agent.config import AgentConfig, AgentLimits
+from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.cli.cve import register as register_cve
+from corral.cli.fleet import register as register_fleet
+from corral.cli.gateway import register as register_gateway
 from corral.cli.render import event_json, event_line
-from corral.domain import CorralError, Event
+from corral.cli.sandbox import register as register_sandbox
+from corral.domain import Event
 from corral.orchestrator import RunResult, replay_attempt, run_task
 from corral.store import Store
 
@@ -26,26 +28,9 @@ app = typer.Typer(
     add_completion=False,
 )
 
-T = TypeVar("T")
-HomeOpt = Annotated[
-    Path,
-    typer.Option(
-        "--home", envvar="CORRAL_HOME", help="Where the store and patches live.", show_default=True
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
-def _run_async(coro: Coroutine[Any, Any, T]) -> T:
-    try:
-        return asyncio.run(coro)
-    except CorralError as e:
-        _fail(str(e).splitlines()[0] if str(e) else e.__class__.__name__)
+_fail = fail
+_run_async = run_async
 
 
 def _printer(enabled: bool) -> Any:
@@ -125,8 +110,8 @@ def run(
     _finish(result, as_json)
 
 
-async def _events(attempt_id: str, home: Path) -> tuple[str, list[Event]]:
-    store = await Store.open(home=home)
+async def _events(attempt_id: str, home: Path, url: str | None) -> tuple[str, list[Event]]:
+    store = await Store.open(url, home=home)
     try:
         full = await store.resolve_attempt_id(attempt_id)
         return full, await store.events(full)
@@ -139,9 +124,10 @@ def events(
     attempt_id: Annotated[str, typer.Argument(help="An attempt id (or a unique prefix).")],
     as_json: JsonOpt = False,
     home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
 ) -> None:
     """Print an attempt's events."""
-    full, evs = _run_async(_events(attempt_id, home))
+    full, evs = _run_async(_events(attempt_id, home, store))
     if as_json:
         typer.echo(json.dumps({"attempt_id": full, "events": [event_json(e) for e in evs]}))
         return
@@ -149,8 +135,8 @@ def events(
         typer.echo(event_line(e))
 
 
-async def _attempts(home: Path) -> list[dict[str, Any]]:
-    store = await Store.open(home=home)
+async def _attempts(home: Path, url: str | None) -> list[dict[str, Any]]:
+    store = await Store.open(url, home=home)
     try:
         return [
             {
@@ -168,9 +154,11 @@ async def _attempts(home: Path) -> list[dict[str, Any]]:
 
 
 @app.command()
-def attempts(as_json: JsonOpt = False, home: HomeOpt = Path(".corral")) -> None:
+def attempts(
+    as_json: JsonOpt = False, home: HomeOpt = Path(".corral"), store: StoreOpt = None
+) -> None:
     """List recent attempts."""
-    rows = _run_async(_attempts(home))
+    rows = _run_async(_attempts(home, store))
     if as_json:
         typer.echo(json.dumps(rows))
         return
@@ -249,3 +237,6 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 register_cve(app)
+register_gateway(app)
+register_fleet(app)
+register_sandbox(app)

@@ -15,12 +15,13 @@ import socket
 from collections.abc import Mapping
 from datetime import timedelta
 
-from corral.domain import ErrorKind, RunStatus, TaskState
+from corral.domain import ErrorKind, Event, RunStatus, TaskState
 from corral.domain.events import utcnow
 from corral.orchestrator.attempt import AttemptJob
 from corral.orchestrator.delivery import deliver
 from corral.orchestrator.execute import EventHook
 from corral.orchestrator.executor import Executor, LocalExecutor
+from corral.orchestrator.metrics import FleetMetrics
 from corral.orchestrator.scheduler import Snapshot, pick
 from corral.orchestrator.settings import WorkerSettings, worker_identity
 from corral.store import CampaignRow, Store
@@ -38,8 +39,20 @@ class Worker:
         campaign_id: str | None = None,
         executor: Executor | None = None,
         on_event: EventHook | None = None,
+        metrics: FleetMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
+        if metrics is not None:
+            user_hook = on_event
+
+            async def on_event(e: Event) -> None:  # count tokens, then pass on
+                metrics.on_event(e)
+                if user_hook is not None:
+                    maybe = user_hook(e)
+                    if maybe is not None:
+                        await maybe
+
         self.settings = settings or WorkerSettings()
         self.campaign_id = campaign_id
         self.owner = worker_identity()
@@ -90,6 +103,9 @@ class Worker:
             if lease is not None:
                 self.executor.submit(AttemptJob(lease, task.id, task.campaign_id))
                 n += 1
+                if self.metrics is not None:
+                    waited = (utcnow() - (task.ready_at or task.updated_at)).total_seconds()
+                    self.metrics.on_claim(lease.number, waited)
         self.started += n
         return n
 
@@ -162,14 +178,22 @@ class Worker:
                 await self.store.set_campaign_state(c.id, "finished")
 
     async def _campaign_done(self) -> bool:
+        """Done when every task is finished, or nothing can move without a human review."""
         assert self.campaign_id is not None
-        summary = await self.store.summary(self.campaign_id)
-        done = bool(summary["done"] == summary["total"] and self.executor.active == 0)
-        if done:
-            camp = await self.store.get_campaign(self.campaign_id)
-            if camp is not None and camp.state == "running":
-                await self.store.set_campaign_state(self.campaign_id, "finished")
-        return done
+        if self.executor.active:
+            return False
+        counts = (await self.store.summary(self.campaign_id))["counts"]
+        moving = ("ready", "running", "approved")
+        if any(counts.get(s, 0) for s in moving):
+            return False
+        if counts.get("needs_review", 0):
+            return True  # the rest waits for `corral review`; `campaign resume` carries on
+        if counts.get("pending", 0):
+            return False  # promotion happens on the next tick
+        camp = await self.store.get_campaign(self.campaign_id)
+        if camp is not None and camp.state == "running":
+            await self.store.set_campaign_state(self.campaign_id, "finished")
+        return True
 
 
 def _by_team(running: Mapping[str, int], camps: Mapping[str, CampaignRow]) -> dict[str, int]:

@@ -1,34 +1,43 @@
-"""Schema changes go through Alembic migrations; the store upgrades on open."""
+"""Schema changes go through Alembic migrations; the store upgrades on open.
+
+Alembic is imported only when a migration has to run: opening an up-to-date store (every
+CLI command) just reads `alembic_version`.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.migration import MigrationContext
-from alembic.script import ScriptDirectory
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+# The newest revision; tests/integration/store/test_migrations.py checks it is alembic's head.
+HEAD = "0001"
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["connection"] = connection
     return cfg
 
 
+def current_revision(connection: sa.Connection) -> Any:
+    if not sa.inspect(connection).has_table("alembic_version"):
+        return None
+    return connection.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+
+
 def upgrade(connection: sa.Connection) -> None:
     """Bring the database to the newest revision (a no-op when it is already there)."""
-    cfg = alembic_config(connection)
-    head = ScriptDirectory.from_config(cfg).get_current_head()
-    if MigrationContext.configure(connection).get_current_revision() == head:
+    if current_revision(connection) == HEAD:
         return
-    command.upgrade(cfg, "head")
+    from alembic import command
 
-
-def current_revision(connection: sa.Connection) -> Any:
-    return MigrationContext.configure(connection).get_current_revision()
+    command.upgrade(alembic_config(connection), "head")

@@ -49,3 +49,11 @@ def test_the_comparison_notices_a_difference(tmp_path: Path) -> None:
         ctx = MigrationContext.configure(conn)
         assert compare_metadata(ctx, metadata), "an extra column must show up as a difference"
     engine.dispose()
+
+
+def test_head_constant_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from corral.store.migrate import HEAD, alembic_config
+
+    assert ScriptDirectory.from_config(alembic_config()).get_current_head() == HEAD

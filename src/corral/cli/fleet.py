@@ -1,0 +1,378 @@
+"""Fleet commands: campaigns, tasks, cancel/retry, the worker, and the review queue."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async, with_store
+from corral.domain import TaskState
+from corral.orchestrator.campaigns import campaign_status, create_from_file, run_campaign
+from corral.orchestrator.metrics import FleetMetrics
+from corral.orchestrator.settings import WorkerSettings
+from corral.orchestrator.worker import Worker
+from corral.store import Store
+
+campaign_app = typer.Typer(help="Run many tasks as one campaign.", no_args_is_help=True)
+tasks_app = typer.Typer(help="Inspect tasks.", no_args_is_help=True)
+review_app = typer.Typer(help="The human review queue.", no_args_is_help=True)
+ConcurrencyOpt = Annotated[
+    int, typer.Option("--concurrency", min=1, help="Attempts run at once by this process.")
+]
+
+
+ZombieOpt = Annotated[
+    float,
+    typer.Option("--zombie-after", help="Kill an attempt with no new event for this long (s)."),
+]
+LeaseOpt = Annotated[
+    float, typer.Option("--lease-ttl", help="Seconds a dead worker's attempts stay leased.")
+]
+
+
+def _settings(
+    home: Path, concurrency: int, zombie_after: float = 600.0, lease_ttl: float = 15.0
+) -> WorkerSettings:
+    return WorkerSettings(
+        home=home, concurrency=concurrency, env=dict(os.environ),
+        zombie_after_s=zombie_after, lease_ttl_s=lease_ttl,
+        heartbeat_s=min(1.0, lease_ttl / 3),
+    )  # fmt: skip
+
+
+async def _run_with_progress(
+    store: Store, cid: str, settings: WorkerSettings, as_json: bool
+) -> dict[str, Any]:
+    if as_json:
+        return await run_campaign(store, cid, settings)
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} done"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        camp = await store.get_campaign(cid)
+        t = bar.add_task(camp.name if camp else cid, total=None, detail="")
+
+        def show(s: dict[str, Any]) -> None:
+            c = s["counts"]
+            detail = (
+                f"running {c.get('running', 0)} · failed {c.get('failed', 0)} · "
+                f"review {c.get('needs_review', 0)} · ${s['cost_usd']:.4f}"
+            )
+            bar.update(t, total=s["total"], completed=s["done"], detail=detail)
+
+        status = await run_campaign(store, cid, settings, progress=show)
+        show(await store.summary(cid))
+    return status
+
+
+def _print_status(status: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(status, indent=2))
+        return
+    typer.echo(f"campaign {status['id']} ({status['name']}): {status['state']}")
+    counts = " · ".join(f"{k} {v}" for k, v in sorted(status["counts"].items()))
+    typer.echo(f"  {counts} · ${status['cost_usd']:.4f}")
+    for t in status["tasks"]:
+        reason = f"  {t['reason'][:70]}" if t["reason"] else ""
+        typer.echo(f"  {t['key']:<24} {t['state']:<13} attempts {t['attempts']}{reason}")
+
+
+def _exit_for(status: dict[str, Any]) -> None:
+    ok = all(t["state"] == TaskState.succeeded.value for t in status["tasks"])
+    raise typer.Exit(0 if ok else 1)
+
+
+@campaign_app.command("run")
+def campaign_run(
+    file: Annotated[Path, typer.Argument(help="The campaign YAML file.")],
+    concurrency: ConcurrencyOpt = 8,
+    as_json: JsonOpt = False,
+    zombie_after: ZombieOpt = 600.0,
+    lease_ttl: LeaseOpt = 15.0,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Create a campaign from FILE and run it to the end."""
+
+    async def go(s: Store) -> dict[str, Any]:
+        cid = await create_from_file(s, file, env=dict(os.environ))
+        if not as_json:
+            typer.echo(f"campaign {cid}", err=True)
+        return await _run_with_progress(
+            s, cid, _settings(home, concurrency, zombie_after, lease_ttl), as_json
+        )
+
+    status = with_store(store, home, go)
+    _print_status(status, as_json)
+    _exit_for(status)
+
+
+@campaign_app.command("resume")
+def campaign_resume(
+    campaign_id: Annotated[str, typer.Argument()],
+    concurrency: ConcurrencyOpt = 8,
+    as_json: JsonOpt = False,
+    zombie_after: ZombieOpt = 600.0,
+    lease_ttl: LeaseOpt = 15.0,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Carry on a campaign after a crash: finished tasks stay finished, lost ones retry."""
+
+    async def go(s: Store) -> dict[str, Any]:
+        cid = await s.resolve_campaign_id(campaign_id)
+        camp = await s.get_campaign(cid)
+        if camp is not None and camp.state != "running":
+            await s.set_campaign_state(cid, "running")
+        return await _run_with_progress(
+            s, cid, _settings(home, concurrency, zombie_after, lease_ttl), as_json
+        )
+
+    status = with_store(store, home, go)
+    _print_status(status, as_json)
+    _exit_for(status)
+
+
+@campaign_app.command("status")
+def campaign_status_cmd(
+    campaign_id: Annotated[str, typer.Argument()],
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Per-task state, attempts and cost."""
+
+    async def go(s: Store) -> dict[str, Any]:
+        return await campaign_status(s, await s.resolve_campaign_id(campaign_id))
+
+    _print_status(with_store(store, home, go), as_json)
+
+
+@campaign_app.command("ls")
+def campaign_ls(
+    as_json: JsonOpt = False, home: HomeOpt = Path(".corral"), store: StoreOpt = None
+) -> None:
+    """Recent campaigns."""
+
+    async def go(s: Store) -> list[dict[str, Any]]:
+        return [
+            {"id": c.id, "name": c.name, "team": c.team, "state": c.state}
+            | {"done": (sm := await s.summary(c.id))["done"], "total": sm["total"]}
+            for c in await s.list_campaigns()
+        ]
+
+    rows = with_store(store, home, go)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['state']:<9} {r['done']}/{r['total']}  {r['name']}")
+
+
+@tasks_app.command("ls")
+def tasks_ls(
+    campaign: Annotated[str | None, typer.Option("--campaign")] = None,
+    state: Annotated[str | None, typer.Option("--state")] = None,
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Tasks, optionally of one campaign and in one state."""
+    if state is not None and state not in TaskState.__members__:
+        fail(f"unknown state {state!r}; one of: {', '.join(TaskState.__members__)}")
+
+    async def go(s: Store) -> list[dict[str, Any]]:
+        cid = await s.resolve_campaign_id(campaign) if campaign else None
+        rows = await s.tasks(campaign_id=cid, states=[TaskState(state)] if state else None)
+        return [
+            {"id": t.id, "campaign": t.campaign_id, "key": t.key, "state": t.state.value,
+             "attempts": t.attempts, "priority": t.priority}
+            for t in rows
+        ]  # fmt: skip
+
+    rows = with_store(store, home, go)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['id']}  {r['state']:<13} {r['attempts']} attempts  {r['key']}")
+
+
+def cancel(
+    ref: Annotated[str, typer.Argument(help="A task id, CAMPAIGN/KEY, or a campaign id.")],
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Cancel a task or a whole campaign; running sandboxes stop within seconds."""
+
+    async def go(s: Store) -> int:
+        if ref.startswith("cmp_"):
+            cid = await s.resolve_campaign_id(ref)
+            ids = [t.id for t in await s.tasks(campaign_id=cid)]
+            n = await s.request_cancel(ids)
+            await s.set_campaign_state(cid, "cancelled")
+            return n
+        return await s.request_cancel([(await s.get_task(ref)).id])
+
+    n = with_store(store, home, go)
+    typer.echo(f"cancelled {n} task(s)")
+
+
+def retry(
+    ref: Annotated[str, typer.Argument(help="A failed or cancelled task.")],
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Give a failed or cancelled task another attempt (run by a worker or `campaign resume`)."""
+
+    async def go(s: Store) -> bool:
+        task = await s.get_task(ref)
+        ok = await s.reopen_task(task.id)
+        if ok:
+            await s.set_campaign_state(task.campaign_id, "running")
+        return ok
+
+    if not with_store(store, home, go):
+        fail(f"task {ref!r} is not failed or cancelled")
+    typer.echo(f"task {ref} is ready again")
+
+
+def worker(
+    concurrency: ConcurrencyOpt = 8,
+    metrics_port: Annotated[int | None, typer.Option("--metrics-port")] = None,
+    zombie_after: ZombieOpt = 600.0,
+    lease_ttl: LeaseOpt = 15.0,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Run the scheduler and executor against the store until stopped (Ctrl-C, SIGTERM)."""
+    metrics = FleetMetrics()
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port, registry=metrics.registry)
+
+    async def go(s: Store) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        w = Worker(s, _settings(home, concurrency, zombie_after, lease_ttl), metrics=metrics)
+        typer.echo(f"worker {w.owner} running (concurrency {concurrency})", err=True)
+
+        async def states() -> None:
+            while not stop.is_set():
+                counts: dict[str, int] = {}
+                for c in await s.list_campaigns(500):
+                    for k, v in (await s.summary(c.id))["counts"].items():
+                        counts[k] = counts.get(k, 0) + v
+                metrics.set_states(counts)
+                await asyncio.sleep(2)
+
+        sampler = asyncio.create_task(states())
+        try:
+            await w.run(stop=stop)
+        finally:
+            sampler.cancel()
+
+    with_store(store, home, go)
+
+
+def _review_json(r: Any) -> dict[str, Any]:
+    return {
+        "id": r.id, "task_id": r.task_id, "attempt_id": r.attempt_id, "state": r.state,
+        "reason": r.reason, "comment": r.comment, "decided_by": r.decided_by,
+        "created_at": r.created_at.isoformat(),
+    }  # fmt: skip
+
+
+@review_app.command("list")
+def review_list(
+    all_states: Annotated[bool, typer.Option("--all", help="Decided ones too.")] = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Tasks waiting for a human decision."""
+    rows = with_store(store, home, lambda s: s.reviews(state=None if all_states else "pending"))
+    if as_json:
+        typer.echo(json.dumps([_review_json(r) for r in rows]))
+        return
+    for r in rows:
+        typer.echo(f"{r.id}  {r.state:<9} task {r.task_id}  {r.reason[:70]}")
+
+
+@review_app.command("show")
+def review_show(
+    review_id: Annotated[str, typer.Argument()],
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """What the agent did and what approving it would deliver."""
+    r = with_store(store, home, lambda s: s.get_review(review_id))
+    if as_json:
+        typer.echo(json.dumps(_review_json(r) | {"diff": r.diff}))
+        return
+    typer.echo(f"review {r.id} ({r.state}) of task {r.task_id}\n{r.reason}\n\n{r.diff}")
+
+
+def _decide(
+    review_id: str, approve: bool, comment: str | None, home: Path, url: str | None
+) -> None:
+    async def go(s: Store) -> bool:
+        r = await s.get_review(review_id)
+        return await s.decide_review(
+            r.id, approve=approve, comment=comment, by=os.environ.get("USER", "unknown")
+        )
+
+    if not with_store(url, home, go):
+        fail(f"review {review_id!r} was already decided")
+    typer.echo(f"{'approved' if approve else 'rejected'} {review_id}")
+
+
+@review_app.command("approve")
+def review_approve(
+    review_id: Annotated[str, typer.Argument()],
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Approve: a worker (or `campaign resume`) delivers the result and the task succeeds."""
+    _decide(review_id, True, comment, home, store)
+
+
+@review_app.command("reject")
+def review_reject(
+    review_id: Annotated[str, typer.Argument()],
+    comment: Annotated[str | None, typer.Option("--comment")] = None,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Reject: the task ends as rejected and nothing is delivered."""
+    _decide(review_id, False, comment, home, store)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(campaign_app, name="campaign")
+    app.add_typer(tasks_app, name="tasks")
+    app.add_typer(review_app, name="review")
+    app.command()(cancel)
+    app.command()(retry)
+    app.command()(worker)
+
+
+__all__ = ["register", "run_async"]
