@@ -50,9 +50,13 @@ def error_from_response(source: str, response: httpx.Response) -> ProviderError:
     status = response.status_code
     message = f"{source}: HTTP {status}: {one_line(text) or response.reason_phrase}"
     retry_after = parse_retry_after(response.headers)
+    # Kept on the error so the gateway can read `x-ratelimit-*` from a 429.
+    headers = {k.lower(): v for k, v in response.headers.items()}
     if status in (400, 413) and looks_like_context_overflow(text):
-        return ContextWindowExceeded(message, status=status, retry_after=retry_after)
-    return ProviderError(message, status=status, retry_after=retry_after)
+        return ContextWindowExceeded(
+            message, status=status, retry_after=retry_after, headers=headers
+        )
+    return ProviderError(message, status=status, retry_after=retry_after, headers=headers)
 
 
 class OpenAICompatModel:
