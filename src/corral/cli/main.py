@@ -15,6 +15,7 @@ from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.cli.cve import register as register_cve
 from corral.cli.fleet import register as register_fleet
 from corral.cli.render import event_json, event_line
+from corral.cli.sandbox import register as register_sandbox
 from corral.domain import Event
 from corral.orchestrator import RunResult, replay_attempt, run_task
 from corral.store import Store
@@ -236,3 +237,4 @@ def main() -> None:  # pragma: no cover - console entry
 
 register_cve(app)
 register_fleet(app)
+register_sandbox(app)

@@ -12,26 +12,38 @@ from pathlib import Path
 from corral.domain import ConfigError
 from corral.sandbox.base import BaseSandbox
 from corral.sandbox.bwrap import BwrapSandbox
+from corral.sandbox.docker import DockerSandbox
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.local import LocalSandbox
+from corral.sandbox.pool import SandboxPool
 from corral.sandbox.workspace import diff
 
-KINDS = ("bwrap", "local")
+KINDS = ("bwrap", "docker", "local")
 
-__all__ = ["KINDS", "BaseSandbox", "BwrapSandbox", "LocalSandbox", "SandboxLimits", "diff",
-           "open_sandbox"]  # fmt: skip
+__all__ = ["KINDS", "BaseSandbox", "BwrapSandbox", "DockerSandbox", "LocalSandbox",
+           "SandboxLimits", "SandboxPool", "diff", "open_sandbox"]  # fmt: skip
 
 
 def open_sandbox(
-    kind: str, repo: Path, *, limits: SandboxLimits | None = None, unsafe_local: bool = False
+    kind: str,
+    repo: Path,
+    *,
+    limits: SandboxLimits | None = None,
+    unsafe_local: bool = False,
+    attempt_id: str | None = None,
 ) -> BaseSandbox:
-    """A sandbox of `kind` over a private copy of `repo`, not yet started."""
+    """A sandbox of `kind` over a private copy of `repo`, not yet started.
+
+    Starting it takes a booted one from an open `SandboxPool` of the same kind, if any.
+    """
     if kind == "bwrap":
-        return BwrapSandbox(repo, limits=limits)
+        return BwrapSandbox(repo, limits=limits, attempt_id=attempt_id)
+    if kind == "docker":
+        return DockerSandbox(repo, limits=limits, attempt_id=attempt_id)
     if kind == "local":
         if not unsafe_local:
             raise ConfigError(
                 "the local sandbox has no isolation: pass --unsafe-local to use it anyway"
             )
-        return LocalSandbox(repo, limits=limits)
+        return LocalSandbox(repo, limits=limits, attempt_id=attempt_id)
     raise ConfigError(f"unknown sandbox kind {kind!r}: valid kinds are {', '.join(KINDS)}")

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from corral.domain import ExecResult, SandboxError
 from corral.sandbox import paths
 from corral.sandbox.limits import SandboxLimits
+from corral.sandbox.procs import Cgroups
 from corral.sandbox.shell import ShellDriver
-from corral.sandbox.workspace import Workspace, prepare
+from corral.sandbox.workspace import Workspace, create
 
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000
@@ -39,19 +41,37 @@ def clean_env(*, home: str, path: str = "/usr/local/bin:/usr/bin:/bin") -> dict[
     }
 
 
+async def _together(*steps: Coroutine[Any, Any, None]) -> None:
+    """Run steps concurrently; if one fails, cancel the others before raising."""
+    tasks = [asyncio.ensure_future(step) for step in steps]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class BaseSandbox:
     """Common lifecycle; subclasses spawn the shell in `_spawn` and kill it in `_kill`."""
 
     kind: str = ""
     workdir: str = ""
 
-    def __init__(self, repo: Path, *, limits: SandboxLimits | None = None) -> None:
+    def __init__(
+        self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None
+    ) -> None:
         self.repo = Path(repo)
+        self.attempt_id = attempt_id
         self.limits = limits or SandboxLimits()
         self._ws: Workspace | None = None
         self._driver: ShellDriver | None = None
         self._owner: tuple[int, int] | None = None
         self._closed = False
+        self._cgroups: Cgroups | None = None
+        self._pids_seen = 0
+        self._ooms_seen = 0
 
     @property
     def workspace(self) -> Path:
@@ -60,21 +80,52 @@ class BaseSandbox:
         return self._ws.path
 
     async def start(self) -> None:
+        """Boot (or take a booted sandbox from an active pool), then load the repo."""
         if self._ws is not None:
             return
-        self._check_available()
-        self._ws = await prepare(self.repo, owner=self._owner)
+        from corral.sandbox.pool import take_booted
+
+        booted = take_booted(self)
         try:
-            for name in ("ctl", "state", "home"):
-                (self._ws.root / name).mkdir(mode=0o755)
-            if self._owner is not None:
-                for name in ("state", "home"):
-                    os.chown(self._ws.root / name, *self._owner)
-            # The baseline snapshot runs meanwhile; exec/write_file wait for it.
+            if booted is not None:
+                self._adopt(booted)
+                await self.load()
+            else:
+                self._check_available()
+                self._ws = await asyncio.to_thread(
+                    create, owner=self._owner, size_mb=self.limits.workspace_mb
+                )
+                # The copy runs while the sandbox boots; the shell only needs the dir.
+                await _together(self._spawn(self._ws), self.load())
+        except BaseException:
+            await self.close()
+            raise
+
+    async def boot(self) -> None:
+        """Start the sandbox over an empty workspace (for a pool); `load` fills it later."""
+        self._check_available()
+        self._ws = await asyncio.to_thread(
+            create, owner=self._owner, size_mb=self.limits.workspace_mb
+        )
+        try:
             await self._spawn(self._ws)
         except BaseException:
             await self.close()
             raise
+
+    async def load(self) -> None:
+        """Copy the repo in; the baseline snapshot runs meanwhile (exec waits for it)."""
+        assert self._ws is not None
+        if self.attempt_id:
+            (self._ws.root / "attempt").write_text(self.attempt_id)
+        await self._ws.load(self.repo)
+
+    def _adopt(self, booted: BaseSandbox) -> None:
+        """Take over a booted sandbox of the same kind: its processes, dirs and driver."""
+        keep = {"repo": self.repo, "attempt_id": self.attempt_id}
+        self.__dict__.update(booted.__dict__)
+        self.__dict__.update(keep)
+        booted._closed = True  # the husk must never kill what we now own
 
     def _check_available(self) -> None:
         """Raise SandboxError with a one-line fix if the backend cannot run here."""
@@ -84,6 +135,27 @@ class BaseSandbox:
 
     async def _kill(self) -> None:
         """Kill every process of the sandbox."""
+
+    async def _check_limits(self) -> str:
+        """Say when a limit was hit; a fork bomb's leftovers are killed right away."""
+        assert self._cgroups is not None and self._driver is not None
+        notes = ""
+        hits = self._cgroups.pids_hits()
+        if hits > self._pids_seen:
+            self._pids_seen = hits
+            killed = await self._driver.sweep()
+            notes += (
+                f"\n[sandbox: the process limit ({self.limits.pids}) was reached; "
+                f"{killed} background processes were killed]"
+            )
+        ooms = self._cgroups.oom_kills()
+        if ooms > self._ooms_seen:
+            self._ooms_seen = ooms
+            notes += (
+                f"\n[sandbox: the memory limit ({self.limits.memory_mb} MB) was reached; "
+                "a process was killed]"
+            )
+        return notes
 
     def _shell(self) -> ShellDriver:
         if self._driver is None or self._closed:

@@ -16,6 +16,7 @@ import shutil
 from pathlib import Path
 
 from corral.domain import SandboxError
+from corral.sandbox import seccomp
 from corral.sandbox.base import SANDBOX_UID, SANDBOX_USER, BaseSandbox, clean_env
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.procs import Cgroups, NamespaceScope
@@ -52,19 +53,23 @@ class BwrapSandbox(BaseSandbox):
     kind = "bwrap"
     workdir = WORKDIR
 
-    def __init__(self, repo: Path, *, limits: SandboxLimits | None = None) -> None:
-        super().__init__(repo, limits=limits)
+    def __init__(
+        self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None
+    ) -> None:
+        super().__init__(repo, limits=limits, attempt_id=attempt_id)
         # As root, run bwrap as an unprivileged host uid: an escape lands nowhere useful.
         self._owner = (SANDBOX_UID, SANDBOX_UID) if os.geteuid() == 0 else None
         self._bwrap = shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
-        self._cgroups: Cgroups | None = None
         self._proc: asyncio.subprocess.Process | None = None
-        self._pids_seen = 0
-        self._ooms_seen = 0
 
     def _check_available(self) -> None:
         if self._bwrap is None:
             raise SandboxError(MISSING_BWRAP)
+        if not seccomp.supported():
+            raise SandboxError(
+                f"no seccomp syscall table for {seccomp.machine()}: bwrap sandboxes need "
+                "x86_64 or aarch64 (use --sandbox docker)"
+            )
 
     def _args(self, ws: Workspace) -> list[str]:
         size = str(self.limits.tmp_mb * 1024 * 1024)
@@ -115,13 +120,15 @@ class BwrapSandbox(BaseSandbox):
         argv = driver.argv(prelude)
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
+        filter_fd = _seccomp_fd()
         kwargs = driver.spawn_kwargs()
-        kwargs["pass_fds"] = (*kwargs["pass_fds"], info_w, block_r)
+        kwargs["pass_fds"] = (*kwargs["pass_fds"], info_w, block_r, filter_fd)
         if self._owner is not None:
             kwargs.update(user=self._owner[0], group=self._owner[1], extra_groups=[])
         try:
             cmd = [self._bwrap, *self._args(ws), "--info-fd", str(info_w),
-                   "--block-fd", str(block_r), "--", *argv]  # fmt: skip
+                   "--block-fd", str(block_r), "--seccomp", str(filter_fd),
+                   "--", *argv]  # fmt: skip
             self._proc = await asyncio.create_subprocess_exec(
                 *cmd, env=clean_env(home=HOME), cwd="/", **kwargs
             )
@@ -138,7 +145,7 @@ class BwrapSandbox(BaseSandbox):
             driver.close_child_ends()
             raise SandboxError(f"bubblewrap failed to start: {exc}{driver.stray_note()}") from None
         finally:
-            for fd in (info_r, info_w, block_r, block_w):
+            for fd in (info_r, info_w, block_r, block_w, filter_fd):
                 if fd >= 0:
                     with contextlib.suppress(OSError):
                         os.close(fd)
@@ -147,27 +154,6 @@ class BwrapSandbox(BaseSandbox):
             driver.after_command = self._check_limits
         procs = self._cgroups.procs_file if self._cgroups else None
         await driver.attach(self._proc, NamespaceScope(ns, procs))
-
-    async def _check_limits(self) -> str:
-        """Say when a limit was hit; a fork bomb's leftovers are killed right away."""
-        assert self._cgroups is not None and self._driver is not None
-        notes = ""
-        hits = self._cgroups.pids_hits()
-        if hits > self._pids_seen:
-            self._pids_seen = hits
-            killed = await self._driver.sweep()
-            notes += (
-                f"\n[sandbox: the process limit ({self.limits.pids}) was reached; "
-                f"{killed} background processes were killed]"
-            )
-        ooms = self._cgroups.oom_kills()
-        if ooms > self._ooms_seen:
-            self._ooms_seen = ooms
-            notes += (
-                f"\n[sandbox: the memory limit ({self.limits.memory_mb} MB) was reached; "
-                "a process was killed]"
-            )
-        return notes
 
     async def _kill(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -182,6 +168,20 @@ class BwrapSandbox(BaseSandbox):
                 await asyncio.sleep(0.01)
             else:
                 log.warning("could not remove cgroups %s", self._cgroups.dirs)
+
+
+_FILTER: bytes | None = None
+
+
+def _seccomp_fd() -> int:
+    """A fresh fd holding the compiled seccomp filter (bwrap reads it to EOF)."""
+    global _FILTER
+    if _FILTER is None:
+        _FILTER = seccomp.bpf_program()
+    fd = os.memfd_create("corral-seccomp", os.MFD_CLOEXEC)
+    os.write(fd, _FILTER)
+    os.lseek(fd, 0, os.SEEK_SET)
+    return fd
 
 
 async def _read_info(fd: int) -> dict[str, object]:

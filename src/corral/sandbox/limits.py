@@ -17,6 +17,8 @@ class SandboxLimits(Frozen):
     max_timeout: float = Field(default=1800.0, gt=0)
     tmp_mb: int = Field(default=512, ge=1)  # size of each tmpfs (/tmp and HOME)
     max_file_bytes: int = Field(default=10_000_000, ge=1)  # read_file refuses bigger files
+    workspace_mb: int = Field(default=2048, ge=8)  # disk cap of the workspace (as root)
+    cpus: float = Field(default=2.0, gt=0)  # CPU share (docker; bwrap has no cpu cgroup yet)
 
     def clamp_timeout(self, timeout: float | None) -> float:
         """A missing or non-positive timeout means the default; none may exceed the max."""

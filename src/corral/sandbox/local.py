@@ -27,8 +27,10 @@ class LocalSandbox(BaseSandbox):
 
     kind = "local"
 
-    def __init__(self, repo: Path, *, limits: SandboxLimits | None = None) -> None:
-        super().__init__(repo, limits=limits)
+    def __init__(
+        self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None
+    ) -> None:
+        super().__init__(repo, limits=limits, attempt_id=attempt_id)
         self._proc: asyncio.subprocess.Process | None = None
         self.workdir = ""
 

@@ -195,3 +195,48 @@ class Cgroups:
                 left.append(path)
         self.dirs = left
         return not left
+
+    @classmethod
+    def of_pid(cls, pid: int) -> Cgroups | None:
+        """A read-only view of the cgroups an existing process is in (e.g. a container)."""
+        try:
+            lines = Path(f"/proc/{pid}/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        paths = {}
+        for line in lines:
+            _, names, path = line.split(":", 2)
+            for name in names.split(",") if names else [""]:
+                paths[name] = path.lstrip("/")
+        if set(paths) == {""}:
+            v2 = _CGROOT / paths[""]
+            return cls(procs_file=v2 / "cgroup.procs", pids_events=v2 / "pids.events",
+                       oom_file=v2 / "memory.events", version=2)  # fmt: skip
+        if "memory" not in paths or "pids" not in paths:
+            return None
+        mem, pid_dir = _CGROOT / "memory" / paths["memory"], _CGROOT / "pids" / paths["pids"]
+        return cls(procs_file=mem / "cgroup.procs", pids_events=pid_dir / "pids.events",
+                   oom_file=mem / "memory.oom_control", version=1)  # fmt: skip
+
+
+def start_time(pid: int) -> str | None:
+    """The kernel's start time of `pid` (clock ticks since boot): tells reused pids apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def owner_token(pid: int | None = None) -> str:
+    """`pid:start-time` of a process, to label what it owns (containers, workspaces)."""
+    pid = os.getpid() if pid is None else pid
+    return f"{pid}:{start_time(pid) or 0}"
+
+
+def owner_alive(token: str) -> bool:
+    """Whether the process that wrote `token` is still running (not a reused pid)."""
+    pid, _, started = token.partition(":")
+    if not pid.isdigit():
+        return False
+    return start_time(int(pid)) == started

@@ -14,6 +14,11 @@ Why this shape:
   after a timeout, OOM, `exit`); the worker saves `export -p` and `$PWD` after every
   command, and a new worker restores them.
 
+- Backends that cannot pass pipes to the shell (a container started ahead of time) use
+  FIFOs in the control dir instead (`fifo=True`): the same records, the same ordering
+  (output and records are written by the same processes, in order, to kernel pipes),
+  and no daemon relaying bytes in between.
+
 Records on the marker pipe, one per line:
     R <worker pid> <supervisor pid>   a worker is ready (pids as seen inside)
     D <seq> <exit code>               command <seq> finished
@@ -32,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from corral.domain import ExecResult, SandboxError
+from corral.domain import ExecResult, SandboxCrashed, SandboxError
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.output import OutputCollector
 
@@ -66,6 +71,86 @@ exit {eof}
 """
 
 
+_FIFO_MARK_FD = 7  # the marker fd inside, when the pipes are FIFOs
+
+
+class _Stdin(Protocol):
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ShellProcess(Protocol):
+    """What the driver needs of the sandbox's process: an asyncio Process fits."""
+
+    @property
+    def stdin(self) -> _Stdin | None: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+class _FdWriter:
+    """A FIFO's write end; the driver writes one short line at a time, so no buffering."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def write(self, data: bytes) -> None:
+        if self.fd < 0:
+            raise BrokenPipeError("closed")
+        os.write(self.fd, data)
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.fd)
+        self.fd = -1
+
+
+class ForeignProcess:
+    """A process we did not spawn (a container's init), watched and killed by pidfd."""
+
+    def __init__(self, pid: int, stdin_fd: int) -> None:
+        self.pid = pid
+        self.stdin = _FdWriter(stdin_fd)
+        self.returncode: int | None = None
+        self._pidfd = os.pidfd_open(pid)
+        self._exited: asyncio.Future[None] | None = None
+
+    async def wait(self) -> int:
+        if self._exited is None:
+            loop = asyncio.get_running_loop()
+            self._exited = fut = loop.create_future()
+
+            def gone() -> None:
+                loop.remove_reader(self._pidfd)
+                if not fut.done():
+                    fut.set_result(None)
+
+            loop.add_reader(self._pidfd, gone)
+        await asyncio.shield(self._exited)
+        if self.returncode is None:
+            self.returncode = -signal.SIGKILL
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                signal.pidfd_send_signal(self._pidfd, signal.SIGKILL)
+
+
 class ProcessScope(Protocol):
     """Which processes belong to one sandbox, as (host pid, pid seen inside) pairs."""
 
@@ -76,17 +161,31 @@ class ShellDriver:
     """Drives the persistent shell of one sandbox: run, time out, kill, recover."""
 
     def __init__(
-        self, *, limits: SandboxLimits, ctl: Path, ctl_inner: str, state_inner: str
-    ) -> None:
+        self, *, limits: SandboxLimits, ctl: Path, ctl_inner: str, state_inner: str,
+        fifo_owner: tuple[int, int] | None = None, fifo: bool = False,
+    ) -> None:  # fmt: skip
         self.limits = limits
         self._ctl = ctl
         self._ctl_inner = ctl_inner
         self._state_inner = state_inner
-        self._out_r, self._out_w = os.pipe()
-        self._mark_r, self._mark_w = os.pipe()
-        for fd in (self._out_r, self._mark_r):
-            os.set_blocking(fd, False)
-        self._proc: asyncio.subprocess.Process | None = None
+        self.stdin_fd = -1
+        if fifo:
+            for name in ("in", "out", "mark"):
+                os.mkfifo(ctl / name, 0o600)
+                if fifo_owner is not None:
+                    os.chown(ctl / name, *fifo_owner)
+            flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+            self._out_r, self._out_w = os.open(ctl / "out", flags), -1
+            self._mark_r, self._mark_w = os.open(ctl / "mark", flags), -1
+            # Read-write, so opening never blocks and the shell sees EOF once we close it.
+            self.stdin_fd = os.open(ctl / "in", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        else:
+            self._out_r, self._out_w = os.pipe()
+            self._mark_r, self._mark_w = os.pipe()
+            for fd in (self._out_r, self._mark_r):
+                os.set_blocking(fd, False)
+        self._fifo = fifo
+        self._proc: ShellProcess | None = None
         self._scope: ProcessScope | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._collector: OutputCollector | None = None
@@ -107,7 +206,11 @@ class ShellDriver:
 
     def argv(self, prelude: str = "") -> list[str]:
         """Write the scripts into the control dir; return the command that starts it all."""
-        fmt = {"ctl": self._ctl_inner, "state": self._state_inner, "m": self._mark_w,
+        mark = _FIFO_MARK_FD if self._fifo else self._mark_w
+        if self._fifo:
+            c = self._ctl_inner
+            prelude = f"exec 0<{c}/in >{c}/out 2>&1 {mark}>{c}/mark\n{prelude}"
+        fmt = {"ctl": self._ctl_inner, "state": self._state_inner, "m": mark,
                "eof": _EOF_STATUS, "prelude": prelude}  # fmt: skip
         for name, text in (("supervisor.sh", _SUPERVISOR), ("worker.sh", _WORKER)):
             (self._ctl / name).write_text(text.format(**fmt))
@@ -127,7 +230,7 @@ class ShellDriver:
                     os.close(fd)
         self._out_w = self._mark_w = -1
 
-    async def attach(self, proc: asyncio.subprocess.Process, scope: ProcessScope) -> None:
+    async def attach(self, proc: ShellProcess, scope: ProcessScope) -> None:
         """Take over a spawned sandbox process and wait for its shell to be ready."""
         self.close_child_ends()
         self._proc, self._scope = proc, scope
@@ -141,9 +244,9 @@ class ShellDriver:
         try:
             await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT)
         except TimeoutError:
-            raise SandboxError(f"{what} within {_READY_TIMEOUT:g} s{self.stray_note()}") from None
+            raise SandboxCrashed(f"{what} within {_READY_TIMEOUT:g} s{self.stray_note()}") from None
         if self._dead:
-            raise SandboxError(f"{what}: {self._dead}{self.stray_note()}")
+            raise SandboxCrashed(f"{what}: {self._dead}{self.stray_note()}")
 
     def stray_note(self) -> str:
         """Output nobody asked for (e.g. a startup error), for error messages."""
@@ -153,12 +256,12 @@ class ShellDriver:
         text = self._stray.decode(errors="replace").strip().replace("\n", " | ")
         return f" ({text[-300:]})" if text else ""
 
-    async def _watch(self, proc: asyncio.subprocess.Process) -> None:
+    async def _watch(self, proc: ShellProcess) -> None:
         status = await proc.wait()
         self._drain_out()
         self._dead = f"sandbox shell exited (status {status})"
         if self._pending and not self._pending[1].done():
-            self._pending[1].set_exception(SandboxError(self._dead))
+            self._pending[1].set_exception(SandboxCrashed(self._dead))
         self._ready.set()
 
     # -- pipes --------------------------------------------------------------------------
@@ -236,7 +339,7 @@ class ShellDriver:
             if self._proc is None or self._proc.stdin is None:
                 raise SandboxError("sandbox is not started")
             if self._dead:
-                raise SandboxError(self._dead)
+                raise SandboxCrashed(self._dead)
             began = time.monotonic()
             if not self._ready.is_set():
                 await self._wait_ready("sandbox shell did not come back")
@@ -254,7 +357,7 @@ class ShellDriver:
                 code, timed_out = None, True
                 await self._interrupt(fut)
             except (BrokenPipeError, ConnectionResetError):
-                raise SandboxError(self._dead or "sandbox shell is gone") from None
+                raise SandboxCrashed(self._dead or "sandbox shell is gone") from None
             except asyncio.CancelledError:
                 self._kill_worker_now()
                 raise
@@ -278,7 +381,7 @@ class ShellDriver:
             await asyncio.wait_for(asyncio.shield(fut), _GRACE)
             return
         if self._dead:
-            raise SandboxError(self._dead)
+            raise SandboxCrashed(self._dead)
         self._kill_worker_now()
         await self._wait_ready("sandbox shell did not recover after a timeout")
         await self.sweep()
@@ -324,6 +427,10 @@ class ShellDriver:
                 with contextlib.suppress(Exception):
                     self._loop.remove_reader(fd)
         self.close_child_ends()
+        if self._proc is None and self.stdin_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.stdin_fd)
+            self.stdin_fd = -1
         if self._proc is not None:
             if self._proc.stdin is not None:
                 with contextlib.suppress(Exception):

@@ -8,6 +8,7 @@ fsmonitor, diff drivers - is ever read by the git the host runs.
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import stat
@@ -16,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.domain import SandboxError
+from corral.sandbox import mounts
+from corral.sandbox.procs import owner_token
+
+log = logging.getLogger(__name__)
 
 _GIT_SAFETY = (
     "-c", "core.hooksPath=/dev/null",
@@ -80,15 +85,53 @@ async def git(root: Path, *args: str, index: Path | None = None) -> str:
 
 @dataclass
 class Workspace:
-    """A temp dir holding `ws/` (the agent's copy) and the host-only baseline."""
+    """A temp dir holding `ws/` (the agent's copy) and the host-only baseline.
+
+    As root the whole dir is a size-capped tmpfs (`capped`), so a disk fill stops here.
+    """
 
     root: Path
     owner: tuple[int, int] | None = None
+    capped: bool = False
     _baseline: asyncio.Task[str] | None = field(default=None, repr=False)
 
     @property
     def path(self) -> Path:
         return self.root / "ws"
+
+    async def load(self, repo: Path) -> None:
+        """Copy `repo` into `ws/`, lock its git hooks/config, start the baseline snapshot.
+
+        The snapshot runs in the background; callers must `await ws.baseline()` before the
+        agent can change anything (the sandboxes do so before their first command).
+        """
+        src = _check_repo(repo)
+        try:
+            await asyncio.to_thread(_copy_tree, src, self.path, self.owner)
+        except (OSError, shutil.Error) as exc:
+            raise SandboxError(f"cannot copy repository {src}: {_one_line(exc)}") from None
+        self.lock_git()
+        self._baseline = asyncio.ensure_future(_snapshot(self.root))
+
+    def lock_git(self) -> None:
+        """Make `.git/hooks` and `.git/config` read-only, in the sandbox too.
+
+        Defence in depth: the host never runs them (it uses the host-only baseline), but a
+        git the agent runs inside should not run planted hooks either.
+        """
+        git_dir = self.path / ".git"
+        if not self.capped or git_dir.is_symlink() or not git_dir.is_dir():
+            return
+        hooks = git_dir / "hooks"
+        if not hooks.exists():
+            hooks.mkdir()
+        for target in (hooks, git_dir / "config"):
+            if target.is_symlink() or not target.exists():
+                continue
+            try:
+                mounts.ro_bind_self(target)
+            except OSError as exc:
+                log.warning("cannot make %s read-only: %s", target, exc)
 
     async def baseline(self) -> str:
         """The tree id of the workspace as it was before the agent touched it."""
@@ -103,26 +146,54 @@ class Workspace:
     def remove(self) -> None:
         if self._baseline is not None and not self._baseline.done():
             self._baseline.cancel()
-        _rmtree(self.root)
+        remove_root(self.root, capped=self.capped)
 
 
-async def prepare(repo: Path, *, owner: tuple[int, int] | None = None) -> Workspace:
-    """Copy `repo` (with its .git) into a fresh temp dir; start the baseline snapshot.
-
-    The snapshot runs in the background; callers must `await ws.baseline()` before the
-    agent can change anything (the sandboxes do so before their first command).
-    """
-    src = _check_repo(repo)
+def create(*, owner: tuple[int, int] | None = None, size_mb: int = 2048) -> Workspace:
+    """An empty workspace dir (`ws/`, `ctl/`, `state/`, `home/`) ready for a sandbox."""
     root = Path(tempfile.mkdtemp(prefix="corral-"))
+    workspace = Workspace(root=root, owner=owner)
     try:
         os.chmod(root, 0o711)
-        await asyncio.to_thread(_copy_tree, src, root / "ws", owner)
-        workspace = Workspace(root=root, owner=owner)
-        workspace._baseline = asyncio.ensure_future(_snapshot(root))
+        if mounts.can_mount():
+            try:
+                mounts.mount_tmpfs(root, size_mb=size_mb, inodes=max(size_mb * 256, 4096))
+                workspace.capped = True
+            except OSError as exc:
+                log.debug("no size-capped workspace: %s", exc)
+        (root / "owner").write_text(owner_token())
+        for name in ("ws", "ctl", "state", "home"):
+            (root / name).mkdir(mode=0o755)
+            if owner is not None and name != "ctl":
+                os.chown(root / name, *owner)
         return workspace
-    except (OSError, shutil.Error) as exc:
-        _rmtree(root)
-        raise SandboxError(f"cannot copy repository {src}: {_one_line(exc)}") from None
+    except OSError as exc:
+        remove_root(root, capped=workspace.capped)
+        raise SandboxError(f"cannot create a workspace: {_one_line(exc)}") from None
+
+
+async def prepare(
+    repo: Path, *, owner: tuple[int, int] | None = None, size_mb: int = 2048
+) -> Workspace:
+    """A fresh workspace holding a copy of `repo` (with its .git); baseline under way."""
+    _check_repo(repo)
+    workspace = await asyncio.to_thread(create, owner=owner, size_mb=size_mb)
+    try:
+        await workspace.load(repo)
+    except BaseException:
+        workspace.remove()
+        raise
+    return workspace
+
+
+def remove_root(root: Path, *, capped: bool) -> None:
+    """Unmount (if it is a tmpfs of ours) and delete a workspace root."""
+    if capped or root in mounts.mounted_under(root.parent):
+        try:
+            mounts.unmount(root)
+        except OSError as exc:
+            log.warning("cannot unmount workspace %s: %s", root, exc)
+    _rmtree(root)
 
 
 def _one_line(exc: BaseException) -> str:
@@ -137,7 +208,7 @@ def _copy_tree(src: Path, dst: Path, owner: tuple[int, int] | None) -> None:
         if stat.S_ISREG(os.lstat(s).st_mode):
             shutil.copy2(s, d, follow_symlinks=False)
 
-    shutil.copytree(src, dst, symlinks=True, copy_function=copy_regular)
+    shutil.copytree(src, dst, symlinks=True, copy_function=copy_regular, dirs_exist_ok=True)
     if owner is None:
         return
     os.lchown(dst, *owner)

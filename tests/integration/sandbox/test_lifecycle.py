@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
 import pytest
 
 from corral.domain import SandboxError
-from corral.sandbox import BaseSandbox, BwrapSandbox, open_sandbox
+from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
 from corral.sandbox.bwrap import MISSING_BWRAP
 from corral.sandbox.workspace import diff, prepare
 
@@ -29,6 +30,10 @@ def _cmdlines(needle: bytes) -> list[int]:
 
 async def test_background_process_dies_with_close(sandbox: BaseSandbox) -> None:
     await sandbox.exec("sleep 999 & sleep 998 & disown; echo started", timeout=5)
+    for _ in range(200):  # the background job may not have exec()ed sleep yet
+        if _cmdlines(b"sleep\x00999"):
+            break
+        await asyncio.sleep(0.01)
     assert _cmdlines(b"sleep\x00999")
     workspace = sandbox.workspace
     await sandbox.close()
@@ -80,6 +85,9 @@ async def test_repo_config_cannot_run_code_on_host(repo: Path, tmp_path: Path) -
         await ws.baseline()
         flag = tmp_path / "pwned"
         git = ws.path / ".git"
+        for locked in (git / "config", git / "hooks"):  # as without root: no read-only lock
+            if locked in mounts.mounted_under(ws.root):
+                mounts.unmount(locked)
         config = (git / "config").read_text()
         config += f'[filter "x"]\n\tclean = touch {flag}\n[core]\n\tfsmonitor = touch {flag}\n'
         (git / "config").write_text(config)

@@ -22,7 +22,7 @@ def test_local_needs_unsafe_flag(tmp_path: Path) -> None:
 
 
 def test_unknown_kind_lists_valid_ones(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="bwrap, local") as err:
+    with pytest.raises(ConfigError, match="bwrap, docker, local") as err:
         open_sandbox("docker-ish", tmp_path)
     assert "\n" not in str(err.value)
 
