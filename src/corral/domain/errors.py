@@ -8,7 +8,8 @@
     │   │   └── RateLimited  still rate limited when the caller's deadline passed
     │   ├── BudgetExceeded   a call could not reserve its worst-case cost (not retryable)
     │   └── ScriptExhausted  a ScriptedModel has no more turns
-    ├── SandboxError         a sandbox could not start or broke (retryable)
+    ├── SandboxError         a sandbox could not start or refused an operation
+    │   └── SandboxCrashed   the sandbox died under a running attempt (retryable)
     ├── ToolError            a tool call was invalid; becomes an observation, never a crash
     └── StoreError           the event store failed
 
@@ -87,3 +88,8 @@ class ToolError(CorralError):
 
 class StoreError(CorralError):
     """The event store failed."""
+
+
+class SandboxCrashed(SandboxError):
+    """The sandbox itself died (killed from outside, its shell gone): the attempt cannot go
+    on in it, so the loop stops and the orchestrator retries the attempt."""

@@ -17,6 +17,7 @@ from corral.domain import (
     ScriptExhausted,
     StoreError,
 )
+from corral.domain.errors import BudgetExceeded
 
 
 class RetryPolicy(Frozen):
@@ -37,10 +38,8 @@ def classify(outcome: RunOutcome) -> ErrorKind | None:
     if outcome.status in (RunStatus.stuck, RunStatus.limit):
         return ErrorKind.final  # the agent gave up or ran out: another go repeats it
     err = outcome.error
-    if isinstance(err, ScriptExhausted | ConfigError):
+    if isinstance(err, ScriptExhausted | ConfigError | BudgetExceeded):
         return ErrorKind.final
     if isinstance(err, ModelError | SandboxError | StoreError):
         return ErrorKind.retryable  # provider outage, sandbox crash, infra
-    if err is not None and err.__class__.__name__ == "BudgetExceeded":
-        return ErrorKind.final
     return ErrorKind.final

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from corral.domain import SandboxError, ToolCall, ToolError, ToolResult, ToolSpec
+from corral.domain import SandboxCrashed, SandboxError, ToolCall, ToolError, ToolResult, ToolSpec
 from corral.ports import Sandbox, Tool
 from corral.tools.base import error_result
 from corral.tools.bash import BashTool
@@ -76,6 +76,8 @@ class Toolbox:
             result = await tool.run(sandbox, call.arguments)
         except ToolError as exc:
             return error_result(str(exc))
+        except SandboxCrashed:
+            raise  # the sandbox is gone: the attempt ends (and is retried), not the tool call
         except SandboxError as exc:
             return error_result(f"{call.name}: the sandbox refused or failed: {exc}")
         except Exception as exc:  # a bug in a tool must not end the attempt silently
