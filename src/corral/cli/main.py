@@ -14,6 +14,7 @@ from corral.agent.config import AgentConfig, AgentLimits
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.cli.cve import register as register_cve
 from corral.cli.fleet import register as register_fleet
+from corral.cli.gateway import register as register_gateway
 from corral.cli.render import event_json, event_line
 from corral.cli.sandbox import register as register_sandbox
 from corral.domain import Event
@@ -236,5 +237,6 @@ def main() -> None:  # pragma: no cover - console entry
 
 
 register_cve(app)
+register_gateway(app)
 register_fleet(app)
 register_sandbox(app)
