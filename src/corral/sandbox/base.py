@@ -144,6 +144,7 @@ class BaseSandbox:
         if hits > self._pids_seen:
             self._pids_seen = hits
             killed = await self._driver.sweep()
+            self._pids_seen = self._cgroups.pids_hits()  # hits during the sweep are its own
             notes += (
                 f"\n[sandbox: the process limit ({self.limits.pids}) was reached; "
                 f"{killed} background processes were killed]"
