@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox
 
 from .conftest import CANARY, KEY, make_repo, start_box
-from .helpers import py
+from .helpers import exists, py
 
 
 async def test_no_host_environment_inside(box: BaseSandbox) -> None:
@@ -24,17 +25,15 @@ async def test_no_host_environment_inside(box: BaseSandbox) -> None:
 
 async def test_other_host_process_environ_is_unreachable(box: BaseSandbox) -> None:
     """A host process holding the canary in its environment: its pid is not even visible."""
-    import subprocess
-
     env = {"PATH": "/usr/bin:/bin", "HOLDER_SECRET": CANARY}
-    holder = subprocess.Popen(["sleep", "60"], env=env)
+    holder = await asyncio.create_subprocess_exec("sleep", "60", env=env)
     try:
         result = await box.exec(f"cat /proc/{holder.pid}/environ; ls /proc | head -50", 5)
         assert CANARY not in result.output
         assert str(holder.pid) not in result.output.split()
     finally:
         holder.kill()
-        holder.wait()
+        await holder.wait()
 
 
 async def test_runs_unprivileged_with_seccomp(box: BaseSandbox) -> None:
@@ -52,7 +51,7 @@ async def test_writing_outside_workspace_fails(box: BaseSandbox, tmp_path: Path)
     script = "; ".join(f"echo pwned > {t} 2>/dev/null && echo WROTE {t}" for t in targets)
     result = await box.exec(script + "; true", timeout=5)
     assert "WROTE" not in result.output
-    assert not marker.exists() and not Path("/etc/evil").exists()
+    assert not marker.exists() and not exists("/etc/evil")
     ok = await box.exec("echo fine > /workspace/in.txt && echo fine > /tmp/t && cat /tmp/t", 5)
     assert ok.output == "fine\n"
 
@@ -67,7 +66,7 @@ async def test_host_secrets_are_not_visible(box: BaseSandbox, tmp_path: Path) ->
         timeout=20,
     )
     assert CANARY not in result.output and "root:" not in result.output
-    assert Path("/etc/shadow").exists()  # it exists on the host, just not inside
+    assert exists("/etc/shadow")  # it exists on the host, just not inside
 
 
 async def test_another_sandbox_workspace_is_invisible(box: BaseSandbox, tmp_path: Path) -> None:
@@ -97,7 +96,7 @@ async def test_symlink_escapes_through_file_api(box: BaseSandbox, tmp_path: Path
         with pytest.raises(SandboxError):
             await box.write_file(path, b"pwned")
     assert target.read_text() == "host data\n"
-    assert not Path("/tmp/corral-pwned").exists()
+    assert not exists("/tmp/corral-pwned")
 
 
 async def test_hardlink_escapes(box: BaseSandbox) -> None:

@@ -29,9 +29,9 @@ def _connect(host: str, port: int) -> str:
     code = (
         "import socket\n"
         "try:\n"
-        f"    socket.create_connection(({host!r}, {port}), 3); print(\"CONNECTED\")\n"
+        f'    socket.create_connection(({host!r}, {port}), 3); print("CONNECTED")\n'
         "except OSError as e:\n"
-        "    print(\"refused\", e.errno)"
+        '    print("refused", e.errno)'
     )
     return py(code.replace("'", '"'))
 

@@ -30,7 +30,7 @@ async def test_fork_bomb_past_timeout_is_cleaned_up(box: BaseSandbox) -> None:
 
 
 async def test_memory_bomb_is_killed(box: BaseSandbox) -> None:
-    result = await box.exec(py("a = []\nwhile True: a.append(b\"x\" * 50_000_000)"), timeout=30)
+    result = await box.exec(py('a = []\nwhile True: a.append(b"x" * 50_000_000)'), timeout=30)
     assert result.exit_code not in (0, None)
     after = await box.exec("echo alive", timeout=10)
     assert after.output == "alive\n"
