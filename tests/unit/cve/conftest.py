@@ -19,8 +19,9 @@ def snapshot() -> Path:
 
 
 @pytest.fixture(scope="session")
-def db(snapshot: Path) -> OsvDatabase:
-    return OsvDatabase.open(snapshot)
+def db(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> OsvDatabase:
+    # A private cache dir: never read a parse cache another run left in ~/.cache.
+    return OsvDatabase.open(snapshot, cache_dir=tmp_path_factory.mktemp("osv-cache"))
 
 
 def write(root: Path, files: dict[str, str]) -> Path:

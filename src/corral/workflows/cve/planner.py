@@ -86,7 +86,42 @@ async def plan_fixes(
     )
 
 
+# A fleet pins the same (package, version) over and over: plan each once. Values hold the
+# advisories and releases they were computed from, so the id()s in the key stay valid.
+_PLANS: dict[tuple[object, ...], tuple[object, tuple[list[Upgrade], list[Unfixable]]]] = {}
+_PLANS_MAX = 20_000
+
+
 def plan_package(
+    g: _Group, advisories: Sequence[Advisory], releases: Sequence[Release] | None
+) -> tuple[list[Upgrade], list[Unfixable]]:
+    key = (
+        g.package,
+        g.version,
+        g.pinned,
+        tuple(g.advisory_ids),
+        tuple(g.admits),
+        tuple(id(a) for a in advisories),
+        id(releases),
+    )
+    hit = _PLANS.get(key)
+    if hit is None:
+        no_locations = _Group(g.package, g.version, g.pinned, g.advisory_ids, [], g.admits)
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        hit = _PLANS[key] = (
+            (advisories, releases),
+            _plan_package(no_locations, advisories, releases),
+        )
+    upgrades, unfixable = hit[1]
+    where = {"locations": tuple(g.locations)}
+    return (
+        [u.model_copy(update=where) for u in upgrades],
+        [s.model_copy(update=where) for s in unfixable],
+    )
+
+
+def _plan_package(
     g: _Group, advisories: Sequence[Advisory], releases: Sequence[Release] | None
 ) -> tuple[list[Upgrade], list[Unfixable]]:
     by_id = {a.id: a for a in advisories}
@@ -94,8 +129,13 @@ def plan_package(
     floor = g.floor
     candidates, assumed = _candidates(g.package, advisories, releases, floor)
 
-    def hits(v: Version) -> set[str]:
-        return {a.id for a in advisories if a.affects(g.package, v, str(v))}
+    memo: dict[Version, frozenset[str]] = {}
+
+    def hits(v: Version) -> frozenset[str]:
+        got = memo.get(v)
+        if got is None:
+            got = memo[v] = frozenset(a.id for a in advisories if a.affects(g.package, v))
+        return got
 
     fixable = [a for a in current if any(a.id not in hits(c) for c in candidates)]
     stuck = [a for a in current if a not in fixable]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +115,10 @@ def toml_error_line(message: str) -> int:
     return int(m.group(1)) if m else 1
 
 
+# Per-package patterns outnumber re's own cache in a fleet scan; keep more of them.
+_compile = functools.lru_cache(maxsize=16384)(re.compile)
+
+
 class LineFinder:
     """Finds the line of a value in a TOML/JSON text that the parser gave us without lines.
 
@@ -125,14 +130,14 @@ class LineFinder:
         self._used: set[int] = set()
 
     def header(self, pattern: str) -> int:
-        rx = re.compile(pattern)
+        rx = _compile(pattern)
         for i, line in enumerate(self.lines):
             if rx.match(line.strip()):
                 return i + 1
         return 1
 
     def find(self, pattern: str, start: int = 1, *, consume: bool = True) -> int | None:
-        rx = re.compile(pattern)
+        rx = _compile(pattern)
         for i in range(max(start - 1, 0), len(self.lines)):
             if i not in self._used and rx.search(self.lines[i]):
                 if consume:

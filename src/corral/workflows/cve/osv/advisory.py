@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, cast
@@ -21,19 +22,63 @@ class AdvisoryFormatError(ValueError):
     """An OSV record we cannot use at all (no id, wrong shape)."""
 
 
+_PLAIN = re.compile(r"^\d+(\.\d+)*$")
+VersionKey = tuple[int, ...] | Version
+
+
+def version_key(raw: str) -> VersionKey | None:
+    """A cheap equality key: `1.10.0` and `1.10` share one; odd versions fall back to PEP 440.
+
+    The `versions` lists hold ~150k strings in the PyPA snapshot; parsing each with
+    packaging costs seconds, this costs a split.
+    """
+    if _PLAIN.match(raw):
+        nums = [int(n) for n in raw.split(".")]
+        while len(nums) > 1 and nums[-1] == 0:
+            nums.pop()
+        return tuple(nums)
+    v = parse_version(raw)
+    return None if v is None else key_of(v)
+
+
+def key_of(v: Version) -> VersionKey:
+    if v.epoch or v.pre or v.post is not None or v.dev is not None or v.local:
+        return v
+    nums = list(v.release)
+    while len(nums) > 1 and nums[-1] == 0:
+        nums.pop()
+    return tuple(nums)
+
+
 @dataclass(slots=True)
 class Affected:
     """One `affected` entry for a PyPI package."""
 
     package: str  # PEP 503 normalised
     ranges: tuple[VersionRange, ...]
-    versions: frozenset[Version]
+    raw_versions: tuple[str, ...]
+    _keys: frozenset[VersionKey] | None = None
+    _parsed: frozenset[Version] | None = None
     _memo: dict[Version, bool] = field(default_factory=dict)
 
-    def affects(self, version: Version, raw: str) -> bool:
+    @property
+    def versions(self) -> frozenset[Version]:
+        """The explicit list as PEP 440 versions (parsed on first use)."""
+        if self._parsed is None:
+            parsed = (parse_version(r) for r in self.raw_versions)
+            self._parsed = frozenset(v for v in parsed if v is not None)
+        return self._parsed
+
+    def affects(self, version: Version, raw: str | None = None) -> bool:
+        """`raw` (the version as written) only matters for SEMVER ranges."""
         hit = self._memo.get(version)
         if hit is None:
-            hit = version in self.versions or any(r.contains(version, raw) for r in self.ranges)
+            if self._keys is None:
+                keys = (version_key(r) for r in self.raw_versions)
+                self._keys = frozenset(k for k in keys if k is not None)
+            hit = key_of(version) in self._keys or any(
+                r.contains(version, raw) for r in self.ranges
+            )
             self._memo[version] = hit
         return hit
 
@@ -65,7 +110,7 @@ class Advisory:
     def entries(self, package: str) -> list[Affected]:
         return [a for a in self.affected if a.package == package]
 
-    def affects(self, package: str, version: Version, raw: str) -> bool:
+    def affects(self, package: str, version: Version, raw: str | None = None) -> bool:
         return any(a.affects(version, raw) for a in self.affected if a.package == package)
 
     def fixed_in(self, package: str) -> tuple[str, ...]:
@@ -105,14 +150,8 @@ def parse_advisory(data: Mapping[str, Any]) -> Advisory:
             vr, dropped = VersionRange.build(cast(Literal["ECOSYSTEM", "SEMVER"], rtype), events)
             warnings.extend(dropped)
             ranges.append(vr)
-        versions = set()
-        for raw in _list(entry.get("versions")):
-            v = parse_version(str(raw))
-            if v is None:
-                warnings.append(f"version {raw!r} is not PEP 440")
-            else:
-                versions.add(v)
-        affected.append(Affected(canonicalize_name(name), tuple(ranges), frozenset(versions)))
+        versions = tuple(str(v) for v in _list(entry.get("versions")))
+        affected.append(Affected(canonicalize_name(name), tuple(ranges), versions))
     aliases = tuple(a for a in _list(data.get("aliases")) if isinstance(a, str))
     summary = data.get("summary") or data.get("details") or ""
     return Advisory(

@@ -108,12 +108,12 @@ class VersionRange:
             semver_events = tuple(sorted(events, key=_semver_key))
         return cls(rtype, tuple(events), tuple(limits), semver_events), dropped
 
-    def contains(self, version: Version, raw: str) -> bool:
+    def contains(self, version: Version, raw: str | None = None) -> bool:
         """The OSV walk over sorted events (SemVer precedence for SEMVER ranges)."""
         if self.limits and all(version >= lim for lim in self.limits):
             return False
         if self.semver_events is not None:
-            sv = SemVer.parse(raw)
+            sv = SemVer.parse(raw if raw is not None else str(version))
             if sv is not None:
                 return _walk(self.semver_events, lambda e: e.semver, sv)
         return _walk(self.events, lambda e: e.version, version)
