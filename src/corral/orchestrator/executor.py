@@ -75,3 +75,49 @@ class LocalExecutor:
                 t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class SimulatedExecutor:
+    """Runs no agent: each attempt holds its lease for `work_s`, then succeeds through the
+    same fenced store writes a real attempt uses. For scheduler tests and benchmarks."""
+
+    def __init__(
+        self, store: Store, *, work_s: float = 0.0, on_done: Callable[[], None] | None = None
+    ) -> None:
+        self.store = store
+        self.work_s = work_s
+        self.on_done = on_done
+        self.finished: list[tuple[str, float]] = []  # (task id, loop time)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def active(self) -> int:
+        return len(self._tasks)
+
+    def submit(self, job: AttemptJob) -> None:
+        t = asyncio.create_task(self._run(job))
+        self._tasks.add(t)
+        t.add_done_callback(self._tasks.discard)
+
+    async def _run(self, job: AttemptJob) -> None:
+        from corral.domain import RunStatus, TaskState
+
+        try:
+            if self.work_s:
+                await asyncio.sleep(self.work_s)
+            await self.store.finish_attempt(
+                job.lease, status=RunStatus.finished, reason="simulated", error_kind=None,
+                steps=0, cost_usd=0.0, patch_path=None, task_state=TaskState.succeeded,
+            )  # fmt: skip
+            self.finished.append((job.task_id, asyncio.get_running_loop().time()))
+        finally:
+            if self.on_done is not None:
+                self.on_done()
+
+    async def shutdown(self, *, cancel: bool) -> None:
+        tasks = list(self._tasks)
+        if cancel:
+            for t in tasks:
+                t.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

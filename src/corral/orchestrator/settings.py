@@ -28,6 +28,9 @@ class WorkerSettings(Frozen):
     # No new event for this long means the attempt is hung (model call or command): kill it.
     zombie_after_s: float = Field(default=600.0, gt=0)
     poll_s: float = Field(default=0.25, gt=0)
+    # Reaping, dependency promotion, review delivery and campaign limits run this often
+    # (and whenever an attempt ends); admission runs on every tick.
+    housekeeping_s: float = Field(default=0.5, gt=0)
     retry: Mapping[str, RetryPolicy] = Field(default_factory=dict)
     home: Path = Path(".corral")
     env: Mapping[str, str] | None = None

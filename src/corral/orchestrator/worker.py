@@ -57,12 +57,16 @@ class Worker:
         self.campaign_id = campaign_id
         self.owner = worker_identity()
         self._wake = asyncio.Event()
+        self._dirty = True  # something ended: dependencies may have been met
+        self._next_housekeeping = 0.0
         self.executor = executor or LocalExecutor(
-            store, self.settings, on_done=self._wake.set, on_event=on_event
+            store, self.settings, on_done=self.wake, on_event=on_event
         )
         self.started = 0
 
     def wake(self) -> None:
+        """An attempt ended (or something changed): run a full tick soon."""
+        self._dirty = True
         self._wake.set()
 
     async def run(self, *, until_done: bool = False, stop: asyncio.Event | None = None) -> None:
@@ -78,10 +82,19 @@ class Worker:
             await self.executor.shutdown(cancel=True)
 
     async def tick(self) -> int:
-        await self.reap()
-        await self.store.promote_pending(self.campaign_id)
-        await self._deliver_approved()
-        await self._enforce_campaign_limits()
+        now = asyncio.get_running_loop().time()
+        if self._dirty or now >= self._next_housekeeping:
+            # Dependencies, reaping, reviews and campaign limits change slowly or only
+            # when an attempt ends: not every admission tick needs them.
+            self._dirty = False
+            self._next_housekeeping = now + self.settings.housekeeping_s
+            await self.reap()
+            await self.store.promote_pending(self.campaign_id)
+            await self._deliver_approved()
+            await self._enforce_campaign_limits()
+        return await self.admit()
+
+    async def admit(self) -> int:
         free = self.settings.concurrency - self.executor.active
         if free <= 0:
             return 0
@@ -95,19 +108,22 @@ class Worker:
             team_caps=self.settings.team_caps,
             team_weights=self.settings.team_weights,
         )
-        n = 0
-        for task in pick(snap, free):
-            lease = await self.store.claim(
-                task, owner=self.owner, ttl_s=self.settings.lease_ttl_s, model=task.spec.model or ""
-            )
-            if lease is not None:
-                self.executor.submit(AttemptJob(lease, task.id, task.campaign_id))
-                n += 1
-                if self.metrics is not None:
-                    waited = (utcnow() - (task.ready_at or task.updated_at)).total_seconds()
-                    self.metrics.on_claim(lease.number, waited)
-        self.started += n
-        return n
+        picks = pick(snap, free)
+        if not picks:
+            return 0
+        by_id = {t.id: t for t in picks}
+        leases = await self.store.claim_many(
+            [(t, t.spec.model or "") for t in picks], owner=self.owner,
+            ttl_s=self.settings.lease_ttl_s,
+        )  # fmt: skip
+        for lease in leases:
+            task = by_id[lease.task_id]
+            self.executor.submit(AttemptJob(lease, task.id, task.campaign_id))
+            if self.metrics is not None:
+                waited = (utcnow() - (task.ready_at or task.updated_at)).total_seconds()
+                self.metrics.on_claim(lease.number, waited)
+        self.started += len(leases)
+        return len(leases)
 
     async def reap(self) -> int:
         """Attempts whose holder died: retry the task (or fail it when out of attempts)."""

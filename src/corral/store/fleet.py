@@ -26,7 +26,7 @@ from corral.domain import (
     new_id,
 )
 from corral.domain.events import utcnow
-from corral.store.retry import with_retry
+from corral.store.retry import retry_public_ops, with_retry
 from corral.store.rows import (
     CampaignRow,
     Lease,
@@ -43,6 +43,7 @@ T = TaskState
 UNFINISHED = [s.value for s in TaskState if s not in TERMINAL]
 
 
+@retry_public_ops
 class FleetOps:
     """Mixed into Store; `engine` is its async engine."""
 
@@ -75,7 +76,8 @@ class FleetOps:
                     "id": new_id("tsk"), "campaign_id": cid, "key": t.id, "team": spec.team,
                     "kind": t.kind, "priority": t.priority, "spec": t.model_dump_json(),
                     "depends_on": json.dumps(list(t.depends_on)), "unique_key": t.unique_key,
-                    "state": T.pending.value, "max_attempts": t.max_attempts,
+                    "state": (T.pending if t.depends_on else T.ready).value,
+                    "max_attempts": t.max_attempts,
                     "created_at": now, "updated_at": now,
                 }
                 for t in spec.tasks
@@ -228,39 +230,50 @@ class FleetOps:
 
     async def claim(self, task: TaskRow, *, owner: str, ttl_s: float, model: str) -> Lease | None:
         """Atomically move a ready task to running and open its attempt; None if lost."""
-        attempt_id = new_id("att")
+        leases = await self.claim_many([(task, model)], owner=owner, ttl_s=ttl_s)
+        return leases[0] if leases else None
 
-        async def go(conn: AsyncConnection) -> Lease | None:
+    async def claim_many(
+        self, picks: Sequence[tuple[TaskRow, str]], *, owner: str, ttl_s: float
+    ) -> list[Lease]:
+        """Claim several tasks in one transaction; the ones another worker won are skipped."""
+
+        async def go(conn: AsyncConnection) -> list[Lease]:
             now = utcnow()
-            res = await conn.execute(
-                tasks.update()
-                .where(
-                    tasks.c.id == task.id,
-                    tasks.c.state == T.ready.value,
-                    tasks.c.lease_token == task.lease_token,
-                    tasks.c.cancel_requested == sa.false(),
+            won: list[Lease] = []
+            for task, model in picks:
+                res = await conn.execute(
+                    tasks.update()
+                    .where(
+                        tasks.c.id == task.id,
+                        tasks.c.state == T.ready.value,
+                        tasks.c.lease_token == task.lease_token,
+                        tasks.c.cancel_requested == sa.false(),
+                    )
+                    .values(
+                        state=T.running.value, attempts=tasks.c.attempts + 1,
+                        lease_token=tasks.c.lease_token + 1, updated_at=now,
+                    )
+                )  # fmt: skip
+                if not res.rowcount:
+                    continue
+                lease = Lease(
+                    task.id, new_id("att"), task.lease_token + 1, task.attempts + 1, owner
                 )
-                .values(
-                    state=T.running.value, attempts=tasks.c.attempts + 1,
-                    lease_token=tasks.c.lease_token + 1, updated_at=now,
-                )
-            )  # fmt: skip
-            if not res.rowcount:
-                return None
-            token, number = task.lease_token + 1, task.attempts + 1
-            await conn.execute(
-                attempts.insert().values(
-                    id=attempt_id, task_id=task.id, number=number, task=task.spec.instructions,
-                    repo=task.spec.repo, model=model, sandbox=task.spec.sandbox,
-                    status=RunStatus.running.value, lease_owner=owner, fencing_token=token,
-                    heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl_s),
-                    created_at=now,
-                )
-            )  # fmt: skip
-            return Lease(task.id, attempt_id, token, number, owner)
+                await conn.execute(
+                    attempts.insert().values(
+                        id=lease.attempt_id, task_id=task.id, number=lease.number,
+                        task=task.spec.instructions, repo=task.spec.repo, model=model,
+                        sandbox=task.spec.sandbox, status=RunStatus.running.value,
+                        lease_owner=owner, fencing_token=lease.token, heartbeat_at=now,
+                        lease_expires_at=now + timedelta(seconds=ttl_s), created_at=now,
+                    )
+                )  # fmt: skip
+                won.append(lease)
+            return won
 
-        lease: Lease | None = await self._tx("claim", go)
-        return lease
+        leases: list[Lease] = await self._tx("claim", go)
+        return leases
 
     async def heartbeat(self, lease: Lease, ttl_s: float) -> tuple[bool, bool]:
         """Renew the lease. Returns (still held, cancel requested)."""

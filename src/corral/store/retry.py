@@ -7,7 +7,7 @@ import logging
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -50,3 +50,30 @@ def sync_with_retry(op: Callable[[], T], what: str) -> T:
             log.warning("store unavailable during %s, retrying", what)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
+
+
+C = TypeVar("C", bound=type)
+
+
+def retry_public_ops(cls: C) -> C:
+    """Wrap every public coroutine method of a store class in `with_retry`.
+
+    Safe because each operation is a read or a conditional (fenced) write: running it
+    again after a dropped connection either does the same thing or changes nothing.
+    """
+    import functools
+    import inspect
+
+    for name, fn in list(vars(cls).items()):
+        if name.startswith("_") or not inspect.iscoroutinefunction(fn):
+            continue
+
+        def wrap(f: Any, op: str) -> Any:
+            @functools.wraps(f)
+            async def retried(*args: Any, **kwargs: Any) -> Any:
+                return await with_retry(lambda: f(*args, **kwargs), op)
+
+            return retried
+
+        setattr(cls, name, wrap(fn, name))
+    return cls

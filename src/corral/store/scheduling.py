@@ -10,12 +10,14 @@ import sqlalchemy as sa
 
 from corral.domain import TERMINAL, TaskState
 from corral.store.fleet import FleetOps
+from corral.store.retry import retry_public_ops
 from corral.store.rows import CampaignRow, TaskRow, campaign_row, task_row
 from corral.store.schema import campaigns, tasks
 
 T = TaskState
 
 
+@retry_public_ops
 class SchedulingOps(FleetOps):
     """The reads and bulk moves a scheduler tick needs."""
 

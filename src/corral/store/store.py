@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_json, event_to_json
 from corral.domain.events import utcnow
 from corral.store.migrate import upgrade
+from corral.store.retry import retry_public_ops
 from corral.store.rows import aware
 from corral.store.scheduling import SchedulingOps
 from corral.store.schema import attempts, events
@@ -62,6 +63,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+@retry_public_ops
 class Store(SchedulingOps):
     """The event log and attempt records. Every write commits before it returns."""
 

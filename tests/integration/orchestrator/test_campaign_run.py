@@ -202,3 +202,19 @@ async def test_bad_campaign_files(store: Store, tmp_path: Path) -> None:
     assert await store.list_campaigns() == [] or all(
         c.name != "x" for c in await store.list_campaigns()
     )
+
+
+async def test_campaign_timeout_cancels_what_is_left(store: Store, tmp_path: Path) -> None:
+    hang = script(tmp_path / "hang.json", ["sleep 600"])
+    tasks = [
+        {"id": f"t{i}", "repo": str(make_repo(tmp_path / f"r{i}")), "instructions": "x",
+         "model": f"scripted:{hang}", "sandbox": "local", "command_timeout_s": 900}
+        for i in range(3)
+    ]  # fmt: skip
+    f = campaign_file(
+        tmp_path / "c.yaml", {"name": "t", "unsafe_local": True, "timeout_s": 1.5, "tasks": tasks}
+    )
+    cid = await create_from_file(store, f)
+    status = await asyncio.wait_for(run_campaign(store, cid, _settings(tmp_path)), 60)
+    assert {t["state"] for t in status["tasks"]} == {"cancelled"}
+    assert not _sleepers("sleep 600")
