@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import yaml
-
 from tests.integration.orchestrator.conftest import make_repo, script
 
 CORRAL = str(Path(sys.executable).parent / "corral")

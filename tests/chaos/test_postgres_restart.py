@@ -7,11 +7,11 @@ import subprocess
 from pathlib import Path
 
 import yaml
+from tests.integration.orchestrator.conftest import make_repo, script
 
 from corral.orchestrator.campaigns import create_from_file, run_campaign
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
-from tests.integration.orchestrator.conftest import make_repo, script
 
 
 def _pg(action: str, *extra: str) -> None:

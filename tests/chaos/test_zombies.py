@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import yaml
+from tests.integration.orchestrator.conftest import make_repo, script
 
 from corral.domain import TaskState
 from corral.orchestrator.campaigns import create_from_file, run_campaign
@@ -17,7 +18,6 @@ from corral.orchestrator.retry import RetryPolicy
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
 from corral.testing import FakeProvider
-from tests.integration.orchestrator.conftest import make_repo, script
 
 
 def _settings(tmp_path: Path, **kw: object) -> WorkerSettings:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
 from tests.e2e.conftest import DEMO, Cli, make_repo, write_script
 
 

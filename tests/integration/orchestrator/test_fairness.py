@@ -42,7 +42,7 @@ async def _run_all(
         return sum([(await store.summary(c))[field] for c in cids])
 
     total = await count("total")
-    while await count("done") < total:
+    while await count("done") < total:  # noqa: ASYNC110 - the store has no event to wait on
         await asyncio.sleep(0.02)
     stop.set()
     await run
