@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from corral.agent.config import AgentConfig
 from corral.agent.context import Context
 from corral.agent.prompts import FIRST_PROMPT, SYSTEM_PROMPT
-from corral.agent.signals import Finished, LimitExceeded, RunEnded, Stuck
+from corral.agent.signals import Escalated, Finished, LimitExceeded, RunEnded, Stuck
 from corral.agent.stuck import StuckDetector
 from corral.domain import (
     ActionTaken,
@@ -146,6 +146,8 @@ class AgentLoop:
             return self._outcome(RunStatus.limit, e.reason)
         except Stuck as e:
             return self._outcome(RunStatus.stuck, e.reason)
+        except Escalated as e:
+            return self._outcome(RunStatus.escalated, e.reason)
         except ModelError as e:
             return self._outcome(RunStatus.failed, f"model error: {e}", e)
 
@@ -222,6 +224,8 @@ class AgentLoop:
         ctx.add_tool_result(seq, call.id, call.name, result.output)
         if result.finish_message is not None:
             raise Finished(result.finish_message)
+        if result.escalation is not None:
+            raise Escalated(result.escalation)
         verdict = self.stuck.on_step(call.name, call.arguments, result.output, result.is_error)
         if verdict.stuck:
             raise Stuck(verdict.stuck)

@@ -21,3 +21,7 @@ class LimitExceeded(RunEnded):
 
 class Stuck(RunEnded):
     """The agent keeps doing the same thing without progress."""
+
+
+class Escalated(RunEnded):
+    """The agent handed the task to a human."""

@@ -27,6 +27,7 @@ class RunStatus(StrEnum):
     failed = "failed"  # an error ended the run
     stuck = "stuck"  # the loop detected no progress
     limit = "limit"  # a step, cost or time limit was reached
+    escalated = "escalated"  # the agent asked a human to decide (it goes to review)
 
 
 class _Event(Frozen):

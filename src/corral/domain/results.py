@@ -25,3 +25,5 @@ class ToolResult(Frozen):
     timed_out: bool = False
     # Set by the finish tool: the run ends with this message.
     finish_message: str | None = None
+    # Set by the escalate tool: the run ends and a human decides (the review queue).
+    escalation: str | None = None

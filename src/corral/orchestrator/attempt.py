@@ -28,9 +28,9 @@ from corral.domain import (
     TaskState,
 )
 from corral.domain.events import utcnow
-from corral.models import parse_model_spec
 from corral.orchestrator.delivery import deliver
 from corral.orchestrator.execute import EventHook, execute_attempt
+from corral.orchestrator.hooks import build_model
 from corral.orchestrator.retry import classify
 from corral.orchestrator.settings import WorkerSettings
 from corral.sandbox import SandboxLimits, open_sandbox
@@ -93,7 +93,7 @@ class _Runner:
             model_spec = spec.model
             if not model_spec:
                 raise CorralError(f"task {self.task.key} names no model and the campaign has none")
-            model = parse_model_spec(model_spec, env=self.settings.env)
+            model = build_model(model_spec, self.task, self.settings.env)
             box = open_sandbox(
                 spec.sandbox,
                 Path(spec.repo),
@@ -193,6 +193,10 @@ class _Runner:
     async def _settle(self, outcome: RunOutcome, diff: str, patch: str | None) -> None:
         kind = classify(outcome)
         result: dict[str, Any]
+        if outcome.status is RunStatus.escalated:
+            result = {"reason": outcome.reason, "patch": patch, "escalated": True}
+            await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
+            return
         if kind is None:
             if self.task.spec.require_approval:
                 result = {"reason": outcome.reason, "patch": patch}

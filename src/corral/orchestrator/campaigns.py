@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from corral.domain import ConfigError
-from corral.models import check_model_spec
 from corral.orchestrator.campaign_file import load_campaign
+from corral.orchestrator.hooks import check_model
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
 from corral.store import Store
@@ -27,7 +27,7 @@ async def create_from_file(
     for t in spec.tasks:
         if not t.model:
             raise ConfigError(f"{path}: task {t.id} has no model and the campaign sets none")
-        check_model_spec(t.model, env=env)
+        check_model(t.model, env)
         if not await asyncio.to_thread(os.path.isdir, t.repo):
             raise ConfigError(f"{path}: task {t.id}: repo {t.repo!r} does not exist")
     return await store.create_campaign(spec)

@@ -10,6 +10,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from corral.orchestrator.hooks import delivery_for
 from corral.store import Store, TaskRow
 
 
@@ -25,6 +26,12 @@ async def deliver(
     done = await store.side_effect(key)
     if done is not None:
         return done
+    custom = delivery_for(task.kind)
+    if custom is not None:
+        result = await custom(store, task, attempt_id, diff, home)
+        return await store.record_side_effect(
+            key, kind=task.kind, attempt_id=attempt_id, result=result
+        )
     out = home / "results" / task.campaign_id / f"{task.key}.patch"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".patch.tmp")

@@ -33,8 +33,8 @@ class RetryPolicy(Frozen):
 
 def classify(outcome: RunOutcome) -> ErrorKind | None:
     """None when the run finished; otherwise retryable (infra) or final (the agent's own)."""
-    if outcome.status is RunStatus.finished:
-        return None
+    if outcome.status in (RunStatus.finished, RunStatus.escalated):
+        return None  # escalated: a human decides, nothing to retry
     if outcome.status in (RunStatus.stuck, RunStatus.limit):
         return ErrorKind.final  # the agent gave up or ran out: another go repeats it
     err = outcome.error

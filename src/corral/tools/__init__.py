@@ -5,7 +5,7 @@ Each tool fits `corral.ports.Tool`: a `spec` for the model and `run(sandbox, arg
 """
 
 from corral.tools.bash import BashTool
-from corral.tools.control import FinishTool, ThinkTool
+from corral.tools.control import EscalateTool, FinishTool, ThinkTool
 from corral.tools.editor import EditorTool
 from corral.tools.registry import Toolbox, default_tools
 from corral.tools.search import SearchTool
@@ -13,6 +13,7 @@ from corral.tools.search import SearchTool
 __all__ = [
     "BashTool",
     "EditorTool",
+    "EscalateTool",
     "FinishTool",
     "SearchTool",
     "ThinkTool",

@@ -1,4 +1,5 @@
-"""Tools that touch nothing: `think` (a scratchpad) and `finish` (ends the run)."""
+"""Tools that touch nothing: `think` (a scratchpad), `finish` (ends the run) and
+`escalate` (ends the run and asks a human to decide)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,10 @@ class ThinkArgs(Args):
 
 class FinishArgs(Args):
     message: str = Field(description="What you changed and how you verified it.")
+
+
+class EscalateArgs(Args):
+    reason: str = Field(description="What you need a human to decide, and what you found.")
 
 
 class ThinkTool:
@@ -62,3 +67,26 @@ class FinishTool:
         if not a.message.strip():
             raise ToolError("finish: argument 'message' must not be empty; say what you did")
         return ToolResult(output=f"Finished: {a.message}", finish_message=a.message)
+
+
+class EscalateTool:
+    """Ends the run in the human review queue: knowing when to stop is part of the job."""
+
+    name = "escalate"
+
+    def __init__(self) -> None:
+        self.spec = ToolSpec(
+            name=self.name,
+            description=(
+                "Call when you cannot finish safely on your own: the change needs a decision "
+                "(an API changed, tests fail for reasons outside the task, the fix is risky). "
+                "The run ends, your workspace changes are kept, and a human reviews `reason`."
+            ),
+            parameters=json_schema(EscalateArgs),
+        )
+
+    async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:
+        a = parse_args(self.name, EscalateArgs, args)
+        if not a.reason.strip():
+            raise ToolError("escalate: `reason` must say what a human should decide")
+        return ToolResult(output=f"Escalated to a human: {a.reason}", escalation=a.reason)

@@ -14,7 +14,7 @@ from corral.domain import SandboxCrashed, SandboxError, ToolCall, ToolError, Too
 from corral.ports import Sandbox, Tool
 from corral.tools.base import error_result
 from corral.tools.bash import BashTool
-from corral.tools.control import FinishTool, ThinkTool
+from corral.tools.control import EscalateTool, FinishTool, ThinkTool
 from corral.tools.editor import EditorTool
 from corral.tools.search import SearchTool
 
@@ -25,14 +25,15 @@ MAX_OUTPUT_CHARS = 50_000
 
 
 def default_tools(*, bash_timeout: float = 120.0) -> list[Tool]:
-    """Fresh instances of bash, editor, search, think and finish (one set per attempt:
-    the editor keeps its undo history in its instance)."""
+    """Fresh instances of bash, editor, search, think, finish and escalate (one set per
+    attempt: the editor keeps its undo history in its instance)."""
     return [
         BashTool(default_timeout=bash_timeout),
         EditorTool(),
         SearchTool(),
         ThinkTool(),
         FinishTool(),
+        EscalateTool(),
     ]
 
 

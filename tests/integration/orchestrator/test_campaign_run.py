@@ -218,3 +218,21 @@ async def test_campaign_timeout_cancels_what_is_left(store: Store, tmp_path: Pat
     status = await asyncio.wait_for(run_campaign(store, cid, _settings(tmp_path)), 60)
     assert {t["state"] for t in status["tasks"]} == {"cancelled"}
     assert not _sleepers("sleep 600")
+
+
+async def test_an_escalating_agent_lands_in_review(store: Store, tmp_path: Path) -> None:
+    turns = [
+        {"tool_calls": [{"tool": "bash", "args": {"command": "echo 'x = 1' > new.py"}}]},
+        {"tool_calls": [{"tool": "escalate", "args": {"reason": "tests break after the bump"}}]},
+    ]
+    s = tmp_path / "esc.json"
+    s.write_text(__import__("json").dumps(turns))
+    tasks = [{"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+              "model": f"scripted:{s}", "sandbox": "local"}]  # fmt: skip
+    f = campaign_file(tmp_path / "c.yaml", {"name": "e", "unsafe_local": True, "tasks": tasks})
+    cid = await create_from_file(store, f)
+    status = await run_campaign(store, cid, _settings(tmp_path))
+    assert status["tasks"][0]["state"] == "needs_review"
+    review = next(r for r in await store.reviews() if r.task_id == status["tasks"][0]["id"])
+    assert review.reason == "tests break after the bump" and "new.py" in review.diff
+    assert status["tasks"][0]["attempts"] == 1

@@ -242,3 +242,21 @@ async def test_events_are_persisted_before_the_action_runs() -> None:
     await loop.run("t", repo="/r")
     assert order.index("ActionTaken") < order.index("ran") < order.index("Observed")
     assert isinstance(ModelCalled, type) and isinstance(ActionTaken, type)
+
+
+async def test_escalate_ends_the_run_for_a_human() -> None:
+    class Tools(EchoTools):
+        async def run(self, sandbox: Sandbox, call: ToolCall) -> ToolResult:
+            if call.name == "escalate":
+                return ToolResult(output="escalated", escalation=str(call.arguments["reason"]))
+            return await super().run(sandbox, call)
+
+    loop = AgentLoop(
+        attempt_id="att_x",
+        model=ListModel([turn(("escalate", {"reason": "the API changed"}))]),
+        sandbox=FakeSandbox(),  # type: ignore[arg-type]
+        tools=Tools(),
+        sink=ListSink(),
+    )
+    outcome = await loop.run("t", repo="/r")
+    assert outcome.status is RunStatus.escalated and outcome.reason == "the API changed"
