@@ -78,15 +78,19 @@ class Worker:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
+                # Let a burst of completions land so one admission tick serves them all.
+                await asyncio.sleep(0.002)
         finally:
             await self.executor.shutdown(cancel=True)
 
     async def tick(self) -> int:
         now = asyncio.get_running_loop().time()
-        if self._dirty or now >= self._next_housekeeping:
-            # Dependencies, reaping, reviews and campaign limits change slowly or only
-            # when an attempt ends: not every admission tick needs them.
+        if self._dirty:
+            # An attempt ended: tasks waiting on it may be ready now.
             self._dirty = False
+            await self.store.promote_pending(self.campaign_id)
+        if now >= self._next_housekeeping:
+            # Reaping, reviews and campaign limits change slowly: not every tick needs them.
             self._next_housekeeping = now + self.settings.housekeeping_s
             await self.reap()
             await self.store.promote_pending(self.campaign_id)
@@ -98,7 +102,9 @@ class Worker:
         free = self.settings.concurrency - self.executor.active
         if free <= 0:
             return 0
-        ready, camps, running, served = await self.store.snapshot(utcnow(), self.campaign_id)
+        ready, camps, running, served = await self.store.snapshot(
+            utcnow(), self.campaign_id, per_campaign=free
+        )
         snap = Snapshot(
             ready=ready,
             campaigns=camps,

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 # The newest revision; tests/integration/store/test_migrations.py checks it is alembic's head.
-HEAD = "0001"
+HEAD = "0002"
 
 
 def alembic_config(connection: sa.Connection | None = None) -> Config:

@@ -44,7 +44,7 @@ class SchedulingOps(FleetOps):
         return moved
 
     async def snapshot(
-        self, now: datetime, campaign_id: str | None = None, limit: int = 2000
+        self, now: datetime, campaign_id: str | None = None, per_campaign: int = 64
     ) -> tuple[list[TaskRow], dict[str, CampaignRow], dict[str, int], dict[str, int]]:
         """Ready tasks, running campaigns, running counts and attempts started per campaign."""
         camp_q = campaigns.select().where(campaigns.c.state == "running")
@@ -55,17 +55,27 @@ class SchedulingOps(FleetOps):
             if not camps:
                 return [], {}, {}, {}
             ids = list(camps)
-            ready_q = (
-                tasks.select()
+            # Only the best `per_campaign` ready tasks of each campaign: admission can never
+            # take more than the free slots from one campaign.
+            rank = (
+                sa.func.row_number()
+                .over(
+                    partition_by=tasks.c.campaign_id,
+                    order_by=(tasks.c.priority.desc(), tasks.c.created_at, tasks.c.key),
+                )
+                .label("rank")
+            )
+            inner = (
+                sa.select(tasks, rank)
                 .where(
                     tasks.c.campaign_id.in_(ids),
                     tasks.c.state == T.ready.value,
                     tasks.c.cancel_requested == sa.false(),
                     sa.or_(tasks.c.ready_at.is_(None), tasks.c.ready_at <= now),
                 )
-                .order_by(tasks.c.priority.desc(), tasks.c.created_at)
-                .limit(limit)
+                .subquery()
             )
+            ready_q = sa.select(inner).where(inner.c.rank <= per_campaign)
             ready = [task_row(r._mapping) for r in await conn.execute(ready_q)]
             agg = await conn.execute(
                 sa.select(

@@ -128,3 +128,18 @@ side_effects = sa.Table(
     sa.Column("result", sa.Text, nullable=False),
     sa.Column("created_at", TS, nullable=False),
 )
+
+# Append-only: the store offers inserts and reads for it, never updates or deletes.
+audit = sa.Table(
+    "audit",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("at", TS, nullable=False),
+    sa.Column("attempt_id", sa.String(64), nullable=True),
+    sa.Column("task_id", sa.String(64), nullable=True),
+    sa.Column("who", sa.String(200), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("detail", sa.Text, nullable=False),
+    sa.Index("ix_audit_at", "at"),
+    sa.Index("ix_audit_attempt", "attempt_id"),
+)

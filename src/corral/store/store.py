@@ -21,7 +21,7 @@ from corral.store.retry import retry_public_ops
 from corral.store.rows import aware
 from corral.store.scheduling import SchedulingOps
 from corral.store.schema import attempts, events
-from corral.store.writer import EventWriter
+from corral.store.writer import StoreWriter
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Store(SchedulingOps):
     """The event log and attempt records. Every write commits before it returns."""
 
-    def __init__(self, engine: AsyncEngine, writer: EventWriter) -> None:
+    def __init__(self, engine: AsyncEngine, writer: StoreWriter) -> None:
         self.engine = engine
         self.writer = writer
 
@@ -87,7 +87,7 @@ class Store(SchedulingOps):
             await engine.dispose()
             sync_engine.dispose()
             raise StoreError(f"cannot open store {url or full}: {e.__class__.__name__}") from e
-        return cls(engine, EventWriter(sync_engine))
+        return cls(engine, StoreWriter(sync_engine))
 
     async def close(self) -> None:
         await asyncio.to_thread(self.writer.close)

@@ -1,9 +1,10 @@
-"""Group commit for the event log: the hot write path of every agent.
+"""Group commit: the hot write path of every agent and of the scheduler.
 
-Appends from any number of agents (and event loops) queue up; one writer thread takes
-whatever is waiting and inserts it in a single transaction, then wakes each caller. A
-caller still returns only after its event is committed (the log is never behind the
-agent), but a thousand agents share commits instead of queueing for one each.
+Event appends and small fleet writes (claim, heartbeat, finish) from any number of
+agents queue up; one writer thread takes whatever is waiting and runs it in a single
+transaction, then wakes each caller. A caller still returns only after its write is
+committed (the log is never behind the agent), but a thousand agents share commits
+instead of queueing for one each.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import queue
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -23,43 +25,54 @@ from corral.store.schema import events
 
 _STOP = object()
 MAX_BATCH = 500
+T = TypeVar("T")
+Op = Callable[[sa.Connection], Any]
 
 
 @dataclass
 class _Item:
-    rows: list[dict[str, Any]]
+    rows: list[dict[str, Any]]  # event rows to insert
+    op: Op | None  # or a small transaction body
     loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[None]
+    future: asyncio.Future[Any]
 
 
-def _settle(item: _Item, error: BaseException | None) -> None:
+def _settle(item: _Item, result: Any, error: BaseException | None) -> None:
     def done() -> None:
         if item.future.done():
             return
         if error is None:
-            item.future.set_result(None)
+            item.future.set_result(result)
         else:
             item.future.set_exception(error)
 
     item.loop.call_soon_threadsafe(done)
 
 
-class EventWriter:
-    """One thread, one connection, batched inserts into `events`."""
+class StoreWriter:
+    """One thread, one connection, many writes per commit."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self._queue: queue.SimpleQueue[_Item | object] = queue.SimpleQueue()
         self._insert = events.insert()
-        self._thread = threading.Thread(target=self._run, name="corral-event-writer", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="corral-store-writer", daemon=True)
         self._thread.start()
 
     async def write(self, rows: list[dict[str, Any]]) -> None:
-        """Commit these rows together (all or none), sharing the commit with other callers."""
+        """Insert these event rows together (all or none)."""
+        await self._submit(rows, None)
+
+    async def run(self, op: Callable[[sa.Connection], T]) -> T:
+        """Run `op(conn)` inside a shared transaction; returns what it returns."""
+        result: T = await self._submit([], op)
+        return result
+
+    async def _submit(self, rows: list[dict[str, Any]], op: Op | None) -> Any:
         loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        self._queue.put(_Item(rows, loop, fut))
-        await fut
+        fut: asyncio.Future[Any] = loop.create_future()
+        self._queue.put(_Item(rows, op, loop, fut))
+        return await fut
 
     def close(self) -> None:
         self._queue.put(_STOP)
@@ -86,33 +99,43 @@ class EventWriter:
             if stop:
                 return
 
-    def _commit(self, batch: list[_Item]) -> None:
-        rows = [r for i in batch for r in i.rows]
+    def _apply(self, conn: sa.Connection, item: _Item) -> Any:
+        if item.rows:
+            conn.execute(self._insert, item.rows)
+        return item.op(conn) if item.op is not None else None
 
-        def insert() -> None:
+    def _commit(self, batch: list[_Item]) -> None:
+        results: list[Any] = []
+
+        def together() -> None:
+            results.clear()
             with self.engine.begin() as conn:
-                conn.execute(self._insert, rows)
+                results.extend(self._apply(conn, item) for item in batch)
 
         try:
-            sync_with_retry(insert, "event append")
-        except SQLAlchemyError:
-            # One bad row must not fail its neighbours: retry each on its own.
+            sync_with_retry(together, "store write")
+        except Exception:
+            # One bad write must not fail its neighbours: run each on its own.
             for item in batch:
                 self._commit_one(item)
             return
-        for item in batch:
-            _settle(item, None)
+        for item, result in zip(batch, results, strict=True):
+            _settle(item, result, None)
 
     def _commit_one(self, item: _Item) -> None:
-        try:
+        def alone() -> Any:
             with self.engine.begin() as conn:
-                conn.execute(self._insert, item.rows)
+                return self._apply(conn, item)
+
+        try:
+            result = sync_with_retry(alone, "store write")
         except IntegrityError:
-            r = item.rows[0]
-            _settle(
-                item, StoreError(f"event {r['seq']} of attempt {r['attempt_id']} already exists")
-            )
+            r = item.rows[0] if item.rows else {}
+            what = f"event {r.get('seq')} of attempt {r.get('attempt_id')}" if r else "a row"
+            _settle(item, None, StoreError(f"{what} already exists"))
         except SQLAlchemyError as e:
-            _settle(item, StoreError(f"cannot write event: {e.__class__.__name__}: {e}"))
+            _settle(item, None, StoreError(f"cannot write: {e.__class__.__name__}: {e}"))
+        except Exception as e:  # a bug in an op: report it to its caller
+            _settle(item, None, e)
         else:
-            _settle(item, None)
+            _settle(item, result, None)
