@@ -1,4 +1,4 @@
-"""`corral cve ...`: scan repositories for vulnerable dependencies and plan the upgrades."""
+"""`corral cve ...`: scan repositories, plan upgrades, and run remediation campaigns."""
 
 from __future__ import annotations
 
@@ -6,11 +6,15 @@ import asyncio
 import json
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.domain import CorralError
+from corral.orchestrator.settings import WorkerSettings
 from corral.workflows.cve import (
     FixPlan,
     PyPIIndex,
@@ -21,6 +25,9 @@ from corral.workflows.cve import (
     scan_repo,
     scan_table,
 )
+from corral.workflows.cve.campaign import CampaignOptions, resolve_repos, triage
+from corral.workflows.cve.deliver import register as register_workflow
+from corral.workflows.cve.outcome import report_markdown, run_cve_campaign
 
 cve_app = typer.Typer(
     help="Find vulnerable dependencies and plan minimal upgrades.", no_args_is_help=True
@@ -79,6 +86,108 @@ def scan(
     raise typer.Exit(1 if report.findings else 0)
 
 
+def _dbs(db: list[str] | None) -> list[str]:
+    dbs = list(db or [])
+    if not dbs and os.environ.get("CORRAL_OSV_DB"):
+        dbs = [os.environ["CORRAL_OSV_DB"]]
+    if not dbs:
+        fail("no advisory database: pass --db DIR (or set CORRAL_OSV_DB)")
+    return dbs
+
+
+async def run_campaign_command(
+    repos: list[str], opts: CampaignOptions, home: Path, store_url: str | None, as_json: bool
+) -> dict[str, Any]:
+    """Triage on the host, then run the fleet with a progress bar; returns the report."""
+    from corral.store import Store
+
+    entries = resolve_repos(repos)
+    source = open_source(list(opts.db))
+    if not as_json:
+        typer.echo(f"scanning {len(entries)} repositories ...", err=True)
+    triaged = await triage(entries, source, opts)
+    settings = WorkerSettings(home=home, concurrency=opts.concurrency, env=dict(os.environ))
+    store = await Store.open(store_url, home=home)
+    try:
+        if as_json:
+            return await run_cve_campaign(store, triaged, opts, settings)
+        console = Console(stderr=True)
+        columns = (
+            TextColumn("[bold]cve campaign"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total} repos"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=console) as bar:
+            t = bar.add_task("cve", total=None, detail="")
+
+            def show(s: dict[str, Any]) -> None:
+                c = s["counts"]
+                detail = (
+                    f"running {c.get('running', 0)} · review {c.get('needs_review', 0)} · "
+                    f"failed {c.get('failed', 0)}"
+                )
+                bar.update(t, total=s["total"], completed=s["done"], detail=detail)
+
+            return await run_cve_campaign(store, triaged, opts, settings, progress=show)
+    finally:
+        await store.close()
+
+
+@cve_app.command("campaign")
+def campaign(
+    repos: Annotated[
+        list[str],
+        typer.Option("--repos", help="A GLOB of repo dirs, or a FILE listing one per line."),
+    ],
+    db: Annotated[
+        list[str] | None, typer.Option("--db", help="Advisory source (default $CORRAL_OSV_DB).")
+    ] = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
+    budget_usd: Annotated[float | None, typer.Option("--budget-usd", min=0)] = None,
+    model: Annotated[
+        str, typer.Option("--model", help="playbook:cve (default), optionally ?then=MODEL.")
+    ] = "playbook:cve",
+    then: Annotated[
+        str | None, typer.Option("--then", help="LLM that takes over when verification fails.")
+    ] = None,
+    test_command: Annotated[
+        str | None, typer.Option("--test-command", help="Override test detection for all.")
+    ] = None,
+    require_approval: Annotated[
+        bool, typer.Option("--require-approval", help="Review every PR before it opens.")
+    ] = False,
+    offline: Annotated[
+        bool, typer.Option("--offline", help="Do not ask PyPI for releases when planning.")
+    ] = False,
+    sandbox: Annotated[str, typer.Option("--sandbox")] = "bwrap",
+    unsafe_local: Annotated[bool, typer.Option("--unsafe-local")] = False,
+    as_json: JsonOpt = False,
+    home: HomeOpt = Path(".corral"),
+    store: StoreOpt = None,
+) -> None:
+    """Fix vulnerable dependencies across many repos: one PR per repo. Exit 1 unless all
+    vulnerable repos were fixed."""
+    if sandbox not in ("bwrap", "local", "docker"):
+        fail(f"unknown sandbox {sandbox!r}")
+    opts = CampaignOptions(
+        db=tuple(_dbs(db)), model=model, then=then, concurrency=concurrency,
+        budget_usd=budget_usd, sandbox=sandbox,  # type: ignore[arg-type]
+        unsafe_local=unsafe_local, require_approval=require_approval,
+        test_command=test_command, use_index=not offline,
+    )  # fmt: skip
+    report = run_async(run_campaign_command(repos, opts, home, store, as_json))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        typer.echo(report_markdown(report))
+        typer.echo(f"report: {report['files']['markdown']}")
+    bad = {"failed", "error", "needs review", "rejected", "cancelled"}
+    raise typer.Exit(1 if any(r["status"] in bad for r in report["repos"]) else 0)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the `cve` command group to the main CLI."""
+    """Add the `cve` command group to the main CLI (and the workflow's hooks)."""
+    register_workflow()
     app.add_typer(cve_app, name="cve")

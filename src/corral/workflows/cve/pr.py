@@ -1,0 +1,213 @@
+"""The pull request a CVE task delivers: one branch, one commit, a Markdown body.
+
+The commit is made on the host against the user's repository without touching its
+checkout: a private index, `git apply --cached`, `commit-tree`, `update-ref`; hooks are
+off and git runs with a clean environment and no global/system config. The branch name
+comes from the task id, so a retry rewrites the same branch and finds the same PR.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corral.domain import CorralError
+from corral.sandbox.workspace import git_env
+from corral.workflows.cve.models import AdvisoryRef
+from corral.workflows.cve.tasks import CvePayload
+from corral.workflows.cve.wheels import ignore_corral_dir
+
+_SAFE = (
+    "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.pager=cat",
+    "-c", "diff.external=", "-c", "safe.directory=*", "-c", "commit.gpgsign=false",
+    "-c", "core.autocrlf=false",
+)  # fmt: skip
+
+
+class GitError(CorralError):
+    """A host git command failed while preparing the pull request."""
+
+
+def branch_name(task_id: str) -> str:
+    return f"corral/cve-{task_id.replace('_', '-')[-10:].strip('-')}"
+
+
+def _adv(a: AdvisoryRef) -> str:
+    head = f"[{a.id}]({a.url})" if a.url else a.id
+    aliases = f" ({', '.join(a.aliases)})" if a.aliases else ""
+    level = a.severity.level if a.severity and a.severity.level else None
+    score = f" {a.severity.score:.1f}" if a.severity and a.severity.score is not None else ""
+    return head + aliases + (f" **{level}**{score}" if level else "")
+
+
+def pr_title(p: CvePayload) -> str:
+    names = ", ".join(u.package for u in p.plan.upgrades[:4])
+    more = f" and {len(p.plan.upgrades) - 4} more" if len(p.plan.upgrades) > 4 else ""
+    return f"Security: upgrade {names}{more}" if names else "Security: dependency advisories"
+
+
+def pr_body(p: CvePayload, result: Mapping[str, Any]) -> str:
+    """Table of upgrades, the test result, and what was not fixed and why."""
+    out = ["## Vulnerable dependencies upgraded by corral", ""]
+    out += ["| package | from → to | advisories | where |", "|---|---|---|---|"]
+    for u in p.plan.upgrades:
+        where = ", ".join(f"`{loc.file}:{loc.line}`" for loc in u.locations)
+        advs = "<br>".join(_adv(a) for a in u.advisories)
+        out.append(f"| {u.package} | {u.from_version} → **{u.to_version}** | {advs} | {where} |")
+    tests = str(result.get("tests", "not run"))
+    cmd = result.get("test_command") or p.tests.command
+    out += ["", "## Verification", ""]
+    if tests == "passed":
+        out.append(f"- Tests: **passed** (`{cmd}`)")
+    elif tests == "no tests found":
+        out.append("- Tests: **no tests found** — nothing ran; review the upgrade by hand")
+    else:
+        out.append(f"- Tests: **{tests}** (`{cmd}`)" if cmd else f"- Tests: **{tests}**")
+    if result.get("failure"):
+        out.append(f"- Verification failed: {result['failure']} (approved by a reviewer)")
+    fixed = result.get("fixed") or []
+    out.append(
+        "- Re-scan: "
+        + (f"cleared {', '.join(f'{a} ({b})' for a, b in fixed)}" if fixed else "not confirmed")
+    )
+    for a, b in result.get("added") or []:
+        out.append(f"- ⚠ newly vulnerable after the change: {a} {b}")
+    for n in result.get("notes") or []:
+        out.append(f"- {n}")
+    gaps = _not_fixed(p, result)
+    if gaps:
+        out += ["", "## Not fixed", ""] + [f"- {g}" for g in gaps]
+    out += ["", f"_{p.findings} findings in this repository; made by `corral cve campaign`._"]
+    return "\n".join(out) + "\n"
+
+
+def _not_fixed(p: CvePayload, result: Mapping[str, Any]) -> list[str]:
+    gaps: list[str] = []
+    for s in p.plan.unfixable:
+        ids = ", ".join(a.id for a in s.advisories)
+        gaps.append(
+            f"{s.package} {s.version} ({ids}): {s.reason}. Options: {', '.join(s.options)}."
+        )
+    for a, b in result.get("remaining") or []:
+        gaps.append(f"{a} ({b}): still present after the upgrade")
+    gaps += list(p.problems) + list(p.wheel_problems)
+    if any(e.lock for e in p.edits):
+        gaps.append(
+            "lock files were updated in place (versions only); refresh their hashes with the "
+            "project's locker (e.g. `poetry lock --no-update`, `uv lock`)"
+        )
+    return gaps
+
+
+# -- git on the host -----------------------------------------------------------------
+
+
+async def _git(repo: Path, *args: str, env: Mapping[str, str], stdin: bytes | None = None) -> str:
+    proc = await asyncio.create_subprocess_exec(
+        "git", *_SAFE, "-C", str(repo), *args,
+        env=dict(env), stdin=asyncio.subprocess.PIPE if stdin is not None else
+        asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await proc.communicate(stdin)
+    if proc.returncode != 0:
+        msg = err.decode(errors="replace").strip().splitlines()
+        raise GitError(f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}")
+    return out.decode(errors="replace").strip()
+
+
+async def is_git_repo(repo: Path) -> bool:
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            await _git(repo, "rev-parse", "--verify", "HEAD", env=git_env(Path(home)))
+        return True
+    except GitError:
+        return False
+
+
+async def commit_branch(repo: Path, diff: str, branch: str, message: str) -> str:
+    """One commit on HEAD holding `diff`, at refs/heads/BRANCH; the checkout is untouched.
+
+    Re-running with the same diff keeps the existing commit (same tree and parent).
+    """
+    with tempfile.TemporaryDirectory(prefix="corral-pr-") as tmp:
+        env = git_env(Path(tmp)) | {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        head = await _git(repo, "rev-parse", "--verify", "HEAD^{commit}", env=env)
+        await _git(repo, "read-tree", head, env=env)
+        await _git(repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
+                   env=env, stdin=diff.encode())  # fmt: skip
+        tree = await _git(repo, "write-tree", env=env)
+        ref = f"refs/heads/{branch}"
+        try:
+            old = await _git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}", env=env)
+            same = await _git(repo, "show", "-s", "--format=%T %P", old, env=env)
+            if same == f"{tree} {head}":
+                return old
+        except GitError:
+            pass
+        commit = await _git(repo, "commit-tree", tree, "-p", head, "-m", message, env=env)
+        await _git(repo, "update-ref", ref, commit, env=env)
+        return commit
+
+
+async def remote_url(repo: Path, remote: str) -> str | None:
+    try:
+        with tempfile.TemporaryDirectory() as home:
+            return await _git(repo, "remote", "get-url", remote, env=git_env(Path(home))) or None
+    except GitError:
+        return None
+
+
+async def push(repo: Path, remote: str, branch: str, auth_header: str | None) -> None:
+    """Force-push the branch; the token rides in an env-only git config, never in argv."""
+    with tempfile.TemporaryDirectory() as home:
+        env = git_env(Path(home))
+        if auth_header:
+            env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+                    "GIT_CONFIG_VALUE_0": auth_header}  # fmt: skip
+        await _git(repo, "push", "--force", "--quiet", remote,
+                   f"refs/heads/{branch}:refs/heads/{branch}", env=env)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LocalPR:
+    """What is left in the repo when no forge is configured."""
+
+    pr_md: str
+    patch: str
+
+
+def write_local(repo: Path, branch: str, body: str, diff: str) -> LocalPR:
+    d = ignore_corral_dir(repo)
+    slug = branch.replace("/", "-")
+    md, patch = d / "PR.md", d / f"{slug}.patch"
+    for path, text in ((md, body), (patch, diff)):
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    return LocalPR(str(md), str(patch))
+
+
+def result_from_reason(reason: str) -> dict[str, Any]:
+    """The structured verification result the playbook appended to its final message."""
+    from corral.workflows.cve.playbook import RESULT_MARK
+
+    for line in reversed(reason.splitlines()):
+        if line.startswith(RESULT_MARK):
+            try:
+                data = json.loads(line[len(RESULT_MARK) :])
+            except ValueError:
+                break
+            return data if isinstance(data, dict) else {}
+    return {"tests": "unknown (not verified by the playbook)"}
+
+
+def env_token(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None

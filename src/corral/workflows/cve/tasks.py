@@ -1,0 +1,204 @@
+"""What one remediation task carries: the plan, the exact edits, how to install and test.
+
+The payload travels inside the task's instructions (a fenced JSON block after the prose),
+so a task is self-contained: a resumed attempt, another worker, or an LLM taking over
+all see the same plan, and the event log shows it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+from corral.domain import ConfigError, Frozen
+from corral.workflows.cve.models import FixPlan, ScanReport, Upgrade
+
+PAYLOAD_FENCE = "```json corral-cve"
+TEST_LABEL = "test:"  # a task label `test:CMD` overrides test detection
+
+
+class Edit(Frozen):
+    """Replace `old` with `new` in `file` (exact text, unique in the file)."""
+
+    file: str
+    line: int
+    package: str
+    old: str
+    new: str
+    lock: bool = False
+
+
+class TestCommand(Frozen):
+    """How to run a repository's tests; `kind` none means there are none to run."""
+
+    kind: Literal["override", "make", "pytest", "unittest", "tox", "none"]
+    command: str = ""
+
+
+class CvePayload(Frozen):
+    """Everything the playbook and the delivery need, decided on the host at plan time."""
+
+    repo: str
+    plan: FixPlan
+    edits: tuple[Edit, ...] = ()
+    problems: tuple[str, ...] = ()  # planned upgrades we could not turn into an edit
+    tests: TestCommand = TestCommand(kind="none")
+    requirement_files: tuple[str, ...] = ()  # installed with pip -r, in order
+    pins_file: str = ".corral/pins.txt"  # used when the repo has no requirements files
+    install: Literal["wheelhouse", "index"] = "wheelhouse"
+    wheel_problems: tuple[str, ...] = ()  # e.g. packages with only sdists
+    targets: tuple[tuple[str, str], ...] = ()  # (package, advisory) the PR must clear
+    known: tuple[tuple[str, str], ...] = ()  # every (package, advisory) found before
+    manifests: tuple[str, ...] = ()  # every manifest the scan read (for the re-scan)
+    test_timeout_s: float = 600
+    db: tuple[str, ...] = ()  # advisory sources for the re-scan (host side)
+    findings: int = 0
+
+
+_PIN = r"(?P<op>===?)\s*(?P<ver>{ver})(?![\w.+!-])"
+
+
+def build_edits(root: Path, plan: FixPlan) -> tuple[list[Edit], list[str]]:
+    """Turn each planned upgrade into exact text edits at its recorded locations."""
+    edits: list[Edit] = []
+    problems: list[str] = []
+    cache: dict[str, list[str]] = {}
+    for up in plan.upgrades:
+        for loc in up.locations:
+            lines = cache.get(loc.file)
+            if lines is None:
+                try:
+                    lines = (root / loc.file).read_text().splitlines(keepends=True)
+                except (OSError, UnicodeDecodeError) as e:
+                    problems.append(f"{up.package}: cannot read {loc.file}: {e}")
+                    continue
+                cache[loc.file] = lines
+            edit = _edit_at(lines, loc.file, loc.line, up)
+            if isinstance(edit, str):
+                problems.append(edit)
+            elif all((e.file, e.old) != (edit.file, edit.old) for e in edits):
+                edits.append(edit)
+    return edits, problems
+
+
+def _edit_at(lines: Sequence[str], file: str, line: int, up: Upgrade) -> Edit | str:
+    if not 1 <= line <= len(lines):
+        return f"{up.package}: {file}:{line} is past the end of the file"
+    text = lines[line - 1]
+    if up.kind == "range":
+        new = _raise_floor(text, up)
+        if new is None:
+            return f"{up.package}: cannot rewrite the range at {file}:{line}; edit it by hand"
+        return Edit(file=file, line=line, package=up.package, old=text, new=new)
+    pin = re.compile(_PIN.format(ver=re.escape(up.from_version)))
+    if pin.search(text):  # requirements / pyproject: name==X on this very line
+        new = pin.sub(lambda m: f"{m['op']}{up.to_version}", text, count=1)
+        return Edit(file=file, line=line, package=up.package, old=text, new=new)
+    # A lock entry: the location is its `name` line; the version is a few lines below.
+    quoted = re.compile(rf"(?P<q>[\"'])(?P<op>==)?{re.escape(up.from_version)}(?P=q)")
+    for j in range(line, min(line + 12, len(lines))):
+        if "version" in lines[j] and quoted.search(lines[j]):
+            block = "".join(lines[line - 1 : j + 1])
+            new_line = quoted.sub(lambda m: f"{m['q']}{m['op'] or ''}{up.to_version}{m['q']}",
+                                  lines[j], count=1)  # fmt: skip
+            new = "".join(lines[line - 1 : j]) + new_line
+            return Edit(file=file, line=line, package=up.package, old=block, new=new, lock=True)
+    return f"{up.package}: no {up.from_version} pin found at {file}:{line}"
+
+
+def _raise_floor(text: str, up: Upgrade) -> str | None:
+    """`pkg>=1.0,<3` -> `pkg>=FIXED,<3`; a bare `pkg` gains `>=FIXED`."""
+    m = re.search(r">=\s*[\w.!+-]+", text)
+    if m:
+        return text[: m.start()] + f">={up.to_version}" + text[m.end() :]
+    name = re.search(rf"(?i)^(\s*[\"']?){re.escape(up.package).replace('-', '[-_.]')}"
+                     r"(\[[^\]]*\])?", text)  # fmt: skip
+    if name:
+        return text[: name.end()] + f">={up.to_version}" + text[name.end() :]
+    return None
+
+
+def detect_tests(
+    root: Path, labels: Sequence[str] = (), override: str | None = None
+) -> TestCommand:
+    """The repo's own way to run its tests: a label/field override, then Make, pytest,
+    unittest, tox. Nothing found is `none`, which is never reported as a pass."""
+    for label in labels:
+        if label.startswith(TEST_LABEL) and label[len(TEST_LABEL) :].strip():
+            override = label[len(TEST_LABEL) :].strip()
+    if override:
+        return TestCommand(kind="override", command=override)
+    make = root / "Makefile"
+    if make.is_file() and re.search(r"(?m)^test\s*:", _read(make)):
+        return TestCommand(kind="make", command="make test")
+    tests = [p for p in _test_files(root)]
+    py = _read(root / "pyproject.toml")
+    pytest_cfg = (
+        (root / "pytest.ini").is_file()
+        or (root / "conftest.py").is_file()
+        or "[tool.pytest" in py
+        or "[tool:pytest]" in _read(root / "setup.cfg")
+    )
+    if pytest_cfg or any("import pytest" in _read(p) for p in tests[:50]):
+        return TestCommand(kind="pytest", command="python -m pytest -q -p no:cacheprovider")
+    if tests:
+        return TestCommand(kind="unittest", command="python -m unittest discover -v")
+    if (root / "tox.ini").is_file():
+        return TestCommand(kind="tox", command="tox -q")
+    return TestCommand(kind="none")
+
+
+def _test_files(root: Path) -> list[Path]:
+    skip = {".git", ".corral", ".venv", "venv", "node_modules", "site-packages"}
+    found: list[Path] = []
+    for p in sorted(root.rglob("test*.py")):
+        if not skip.intersection(p.relative_to(root).parts):
+            found.append(p)
+    return found
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+def requirement_files(report: ScanReport) -> tuple[str, ...]:
+    """Top-level requirements files pip should install (includes come along by -r)."""
+    return tuple(
+        m
+        for m in report.manifests
+        if m.endswith(".txt") and "constraint" not in Path(m).name and "dev" not in m.lower()
+    )
+
+
+def render_instructions(payload: CvePayload) -> str:
+    """Prose a human (or an LLM that takes over) can act on, then the machine payload."""
+    lines = [f"Fix the vulnerable dependencies of this repository ({payload.findings} findings)."]
+    for up in payload.plan.upgrades:
+        ids = ", ".join(a.id for a in up.advisories)
+        lines.append(f"- upgrade {up.package} {up.from_version} -> {up.to_version} ({ids})")
+    for s in payload.plan.unfixable:
+        lines.append(f"- {s.package} {s.version}: no fixed release ({s.reason})")
+    lines.append(
+        "Apply the upgrades to the manifests, install the dependencies, run the tests "
+        f"({payload.tests.command or 'no tests found'}) and check the advisories are gone. "
+        "Keep the change minimal; if an upgraded API broke the code, adapt the code."
+    )
+    return "\n".join(lines) + f"\n\n{PAYLOAD_FENCE}\n{payload.model_dump_json()}\n```\n"
+
+
+def parse_instructions(text: str) -> CvePayload:
+    start = text.find(PAYLOAD_FENCE)
+    if start < 0:
+        raise ConfigError("not a CVE task: its instructions carry no corral-cve payload")
+    body = text[start + len(PAYLOAD_FENCE) :]
+    end = body.find("\n```")
+    try:
+        return CvePayload.model_validate(json.loads(body[: end if end >= 0 else None]))
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"malformed corral-cve payload: {e}") from None
