@@ -50,6 +50,10 @@ class Sandbox(Protocol):
 
     async def write_file(self, path: str, data: bytes) -> None: ...
 
+    async def diff(self) -> str:
+        """Every change in the workspace since start, new files included (a git patch)."""
+        ...
+
     async def close(self) -> None: ...
 
 

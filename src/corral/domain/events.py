@@ -91,6 +91,17 @@ class Condensed(_Event):
     kept_messages: tuple[Message, ...] = ()
 
 
+class RouteDecided(_Event):
+    """Which agent profile and models the gateway's routing rules chose for this attempt."""
+
+    type: Literal["route_decided"] = "route_decided"
+    rule: str
+    profile: str
+    models: tuple[str, ...]
+    attempt: int
+    reason: str = ""
+
+
 class AttemptEnded(_Event):
     type: Literal["attempt_ended"] = "attempt_ended"
     status: RunStatus
@@ -101,7 +112,14 @@ class AttemptEnded(_Event):
 
 
 Event = Annotated[
-    AttemptStarted | ModelCalled | ActionTaken | Observed | Nudged | Condensed | AttemptEnded,
+    AttemptStarted
+    | ModelCalled
+    | ActionTaken
+    | Observed
+    | Nudged
+    | Condensed
+    | RouteDecided
+    | AttemptEnded,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

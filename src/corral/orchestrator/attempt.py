@@ -24,13 +24,15 @@ from corral.domain import (
     CorralError,
     ErrorKind,
     Event,
+    RouteDecided,
     RunStatus,
     TaskState,
 )
 from corral.domain.events import utcnow
+from corral.gateway import RouteDecision
 from corral.orchestrator.delivery import deliver
 from corral.orchestrator.execute import EventHook, execute_attempt
-from corral.orchestrator.hooks import build_model
+from corral.orchestrator.models import FleetModels
 from corral.orchestrator.retry import classify
 from corral.orchestrator.settings import WorkerSettings
 from corral.sandbox import SandboxLimits, open_sandbox
@@ -56,14 +58,23 @@ class _Stop(Exception):
 
 
 async def run_job(
-    store: Store, job: AttemptJob, settings: WorkerSettings, on_event: EventHook | None = None
+    store: Store,
+    job: AttemptJob,
+    settings: WorkerSettings,
+    on_event: EventHook | None = None,
+    models: FleetModels | None = None,
 ) -> None:
     task = await store.get_task(job.task_id)
     campaign = await store.get_campaign(job.campaign_id)
     if campaign is None:
         return
-    runner = _Runner(store, job.lease, task, campaign, settings, on_event)
-    await runner.run()
+    fleet_models = models or FleetModels(env=settings.env)
+    runner = _Runner(store, job.lease, task, campaign, settings, on_event, fleet_models)
+    try:
+        await runner.run()
+    finally:
+        if models is None:
+            await fleet_models.aclose()
 
 
 class _Runner:
@@ -75,8 +86,10 @@ class _Runner:
         campaign: CampaignRow,
         settings: WorkerSettings,
         on_event: EventHook | None,
+        models: FleetModels,
     ) -> None:
         self.store, self.lease, self.task, self.campaign = store, lease, task, campaign
+        self.models = models
         self.settings = settings
         self.on_event = on_event
         self.last_progress = time.monotonic()
@@ -93,7 +106,9 @@ class _Runner:
             model_spec = spec.model
             if not model_spec:
                 raise CorralError(f"task {self.task.key} names no model and the campaign has none")
-            model = build_model(model_spec, self.task, self.settings.env)
+            model, decision = await self.models.for_attempt(
+                self.task, self.campaign, self.lease, repo_files=None
+            )
             box = open_sandbox(
                 spec.sandbox,
                 Path(spec.repo),
@@ -118,7 +133,7 @@ class _Runner:
             execute_attempt(
                 attempt_id=self.lease.attempt_id, task=spec.instructions, repo=Path(spec.repo),
                 model=model, box=box, config=config, store=self.store,
-                home=self.settings.home, hooks=hooks,
+                home=self.settings.home, hooks=hooks, preamble=self._preamble(decision),
             )
         )  # fmt: skip
         guard = asyncio.create_task(self._guard(main))
@@ -144,6 +159,17 @@ class _Runner:
                 with contextlib.suppress(Exception):
                     await close()
         await self._settle(out.outcome, out.diff, out.patch_path)
+
+    def _preamble(self, decision: RouteDecision | None) -> list[Event]:
+        if decision is None:
+            return []
+        return [
+            RouteDecided(
+                attempt_id=self.lease.attempt_id, seq=0, rule=decision.rule,
+                profile=decision.profile, models=decision.models, attempt=decision.attempt,
+                reason=decision.reason,
+            )
+        ]  # fmt: skip
 
     async def _budget_left(self) -> float | None:
         if self.campaign.budget_usd is None:

@@ -12,6 +12,7 @@ from typing import Any
 from corral.domain import ConfigError
 from corral.orchestrator.campaign_file import load_campaign
 from corral.orchestrator.hooks import check_model
+from corral.orchestrator.models import FleetModels
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
 from corral.store import Store
@@ -40,9 +41,10 @@ async def run_campaign(
     *,
     progress: Progress | None = None,
     every_s: float = 0.5,
+    models: FleetModels | None = None,
 ) -> dict[str, Any]:
     """Run until every task of the campaign is finished; returns the final status."""
-    worker = Worker(store, settings, campaign_id=campaign_id)
+    worker = Worker(store, settings, campaign_id=campaign_id, models=models)
     run = asyncio.create_task(worker.run(until_done=True))
     try:
         while not run.done():

@@ -7,6 +7,8 @@ lease for the fleet).
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,11 +18,11 @@ from corral.agent.loop import AgentLoop, RunOutcome
 from corral.agent.repomap import build_repo_map
 from corral.domain import AttemptEnded, CorralError, Event, RunStatus
 from corral.ports import Model, Sandbox
-from corral.sandbox.workspace import diff as workspace_diff
 from corral.store import Store
 from corral.tools import Toolbox, default_tools
 
 EventHook = Callable[[Event], Awaitable[None] | None]
+log = logging.getLogger(__name__)
 
 
 class Sink:
@@ -63,9 +65,13 @@ async def execute_attempt(
     store: Store,
     home: Path,
     hooks: Sequence[EventHook] = (),
+    preamble: Sequence[Event] = (),
 ) -> AttemptOutput:
+    """`preamble`: events recorded before the loop's own (a routing decision), seq 0..k-1."""
     sink = Sink(store, hooks)
     diff = ""
+    if preamble:
+        await sink.append_many(preamble)
     try:
         try:
             await box.start()
@@ -77,9 +83,13 @@ async def execute_attempt(
                 tools=Toolbox(default_tools(bash_timeout=config.limits.command_timeout_s)),
                 sink=sink,
                 config=config,
+                start_seq=len(preamble),
             )
             outcome = await loop.run(task, repo=str(repo), repo_map=repo_map)
-            diff = await workspace_diff(box.workspace)
+            try:
+                diff = await box.diff()
+            except CorralError as e:  # keep the run's own outcome; say why there is no diff
+                log.warning("no diff for attempt %s: %s", attempt_id, e)
         except CorralError as e:
             # The sandbox failed to start or broke: a failed attempt, recorded, not a crash.
             reason = f"{e.__class__.__name__}: {e}"

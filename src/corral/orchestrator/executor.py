@@ -12,6 +12,7 @@ from typing import Protocol
 
 from corral.orchestrator.attempt import AttemptJob, run_job
 from corral.orchestrator.execute import EventHook
+from corral.orchestrator.models import FleetModels
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
 
@@ -39,11 +40,13 @@ class LocalExecutor:
         *,
         on_done: Callable[[], None] | None = None,
         on_event: EventHook | None = None,
+        models: FleetModels | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.on_done = on_done
         self.on_event = on_event
+        self.models = models
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -56,7 +59,7 @@ class LocalExecutor:
 
     async def _run(self, job: AttemptJob) -> None:
         try:
-            await run_job(self.store, job, self.settings, self.on_event)
+            await run_job(self.store, job, self.settings, self.on_event, self.models)
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -40,9 +40,13 @@ def build_model(spec: str, task: TaskRow, env: Mapping[str, str] | None) -> Mode
 
 def check_model(spec: str, env: Mapping[str, str] | None) -> None:
     """Fail before anything runs: a registered prefix, or a spec the model layer accepts."""
-    if any(spec.startswith(p) for p in _models):
+    if spec == "route" or is_registered(spec):
         return
     check_model_spec(spec, env=env)
+
+
+def is_registered(spec: str) -> bool:
+    return any(spec.startswith(p) for p in _models)
 
 
 def delivery_for(kind: str) -> Delivery | None:

@@ -22,6 +22,7 @@ from corral.orchestrator.delivery import deliver
 from corral.orchestrator.execute import EventHook
 from corral.orchestrator.executor import Executor, LocalExecutor
 from corral.orchestrator.metrics import FleetMetrics
+from corral.orchestrator.models import FleetModels
 from corral.orchestrator.scheduler import Snapshot, pick
 from corral.orchestrator.settings import WorkerSettings, worker_identity
 from corral.store import CampaignRow, Store
@@ -40,8 +41,11 @@ class Worker:
         executor: Executor | None = None,
         on_event: EventHook | None = None,
         metrics: FleetMetrics | None = None,
+        models: FleetModels | None = None,
     ) -> None:
         self.store = store
+        self._own_models = models is None
+        self.models = models or FleetModels(env=(settings or WorkerSettings()).env)
         self.metrics = metrics
         if metrics is not None:
             user_hook = on_event
@@ -60,7 +64,7 @@ class Worker:
         self._dirty = True  # something ended: dependencies may have been met
         self._next_housekeeping = 0.0
         self.executor = executor or LocalExecutor(
-            store, self.settings, on_done=self.wake, on_event=on_event
+            store, self.settings, on_done=self.wake, on_event=on_event, models=self.models
         )
         self.started = 0
 
@@ -82,6 +86,8 @@ class Worker:
                 await asyncio.sleep(0.002)
         finally:
             await self.executor.shutdown(cancel=True)
+            if self._own_models:
+                await self.models.aclose()
 
     async def tick(self) -> int:
         now = asyncio.get_running_loop().time()

@@ -1,0 +1,75 @@
+"""Fleet attempts call provider models through the gateway: budgets per campaign hold,
+and `model: route` records the routing decision as an event."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from corral.domain import RouteDecided
+from corral.gateway import Deployment, Gateway, GatewayConfig, Price, RouteRule
+from corral.orchestrator.campaigns import create_from_file, run_campaign
+from corral.orchestrator.models import FleetModels
+from corral.orchestrator.settings import WorkerSettings
+from corral.store import Store
+from corral.testing import FakeProvider
+from tests.integration.orchestrator.conftest import make_repo
+
+
+def _file(tmp_path: Path, tasks: list[dict[str, object]], **top: object) -> Path:
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"name": "gw", "unsafe_local": True, **top, "tasks": tasks}))
+    return f
+
+
+def _gateway(url: str, price: float) -> Gateway:
+    dep = Deployment(
+        name="fake", model=f"openai-compatible:{url}#fake-model",
+        price=Price(input_per_mtok=price, output_per_mtok=price), max_output_tokens=1000,
+    )  # fmt: skip
+    rule = RouteRule(name="everything", profile="default", models=("fake",))
+    return Gateway(GatewayConfig(deployments=(dep,), routes=(rule,)))
+
+
+SETTINGS = WorkerSettings(poll_s=0.05, heartbeat_s=0.2)
+
+
+async def test_route_decision_is_recorded_and_calls_go_through_the_gateway(
+    tmp_path: Path,
+) -> None:
+    store = await Store.open(home=tmp_path / ".corral")
+    with FakeProvider() as fp:  # answers every call with a finish tool call
+        gw = _gateway(fp.base_url, price=1.0)
+        tasks = [{"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+                  "model": "route", "sandbox": "local"}]  # fmt: skip
+        cid = await create_from_file(store, _file(tmp_path, tasks))
+        settings = SETTINGS.model_copy(update={"home": tmp_path / ".corral"})
+        status = await run_campaign(store, cid, settings, models=FleetModels(gateway=gw))
+        await gw.aclose()
+        assert status["tasks"][0]["state"] == "succeeded"
+        assert gw.stats.calls == 1 and len(fp.requests) == 1
+    attempt = (await store.attempts_of(status["tasks"][0]["id"]))[0]
+    events = await store.events(attempt["id"])
+    assert isinstance(events[0], RouteDecided)
+    assert events[0].rule == "everything" and events[0].models == ("fake",)
+    assert events[1].type == "attempt_started"
+    await store.close()
+
+
+async def test_campaign_budget_stops_calls_before_they_are_made(tmp_path: Path) -> None:
+    store = await Store.open(home=tmp_path / ".corral")
+    with FakeProvider() as fp:
+        gw = _gateway(fp.base_url, price=1000.0)  # worst case of one call: about $1+
+        tasks = [{"id": f"t{i}", "repo": str(make_repo(tmp_path / f"r{i}")), "instructions": "x",
+                  "model": f"openai-compatible:{fp.base_url}#fake-model", "sandbox": "local"}
+                 for i in range(3)]  # fmt: skip
+        cid = await create_from_file(store, _file(tmp_path, tasks, budget_usd=0.5))
+        settings = SETTINGS.model_copy(update={"home": tmp_path / ".corral"})
+        status = await run_campaign(store, cid, settings, models=FleetModels(gateway=gw))
+        await gw.aclose()
+        assert len(fp.requests) == 0, "no request may reach the provider over budget"
+    assert {t["state"] for t in status["tasks"]} == {"failed"}
+    assert all(t["attempts"] == 1 for t in status["tasks"]), status["tasks"]
+    assert all("budget" in t["reason"].lower() for t in status["tasks"]), status["tasks"]
+    await store.close()
