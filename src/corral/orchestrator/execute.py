@@ -8,7 +8,6 @@ lease for the fleet).
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
