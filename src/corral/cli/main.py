@@ -206,29 +206,33 @@ def replay(
 def demo(
     sandbox: Annotated[str, typer.Option("--sandbox")] = "bwrap",
     unsafe_local: Annotated[bool, typer.Option("--unsafe-local")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
     as_json: JsonOpt = False,
     home: HomeOpt = Path(".corral"),
 ) -> None:
-    """A scripted agent fixes a failing test in a bundled sample repo (no API key needed)."""
-    from corral.cli.demo import prepare_demo
+    """A CVE campaign over a dozen generated repos: real advisories, no API key."""
+    from corral.cli.cve import run_campaign_command
+    from corral.cli.demo import advisory_db, generate_repos
+    from corral.workflows.cve.campaign import CampaignOptions
 
-    repo, script, task = prepare_demo(home)
+    if sandbox not in ("bwrap", "local", "docker"):
+        _fail(f"unknown sandbox {sandbox!r}")
+    repos = generate_repos(home / "demo" / "cve-repos")
     if not as_json:
-        typer.echo(f"demo repo: {repo}\n")
-    result = _run_async(
-        run_task(
-            task,
-            repo,
-            model=f"scripted:{script}",
-            sandbox=sandbox,
-            unsafe_local=unsafe_local,
-            home=home,
-            on_event=_printer(not as_json),
-        )
-    )
-    if not as_json and result.diff:
-        typer.echo("\n" + result.diff)
-    _finish(result, as_json)
+        typer.echo(f"demo: {len(repos)} repos in {repos[0].parent}\n", err=True)
+    opts = CampaignOptions(
+        db=(str(advisory_db()),), concurrency=concurrency, sandbox=sandbox,  # type: ignore[arg-type]
+        unsafe_local=unsafe_local, use_index=False, name="cve-demo",
+    )  # fmt: skip
+    report = _run_async(run_campaign_command([str(r) for r in repos], opts, home, None, as_json))
+    if as_json:
+        typer.echo(json.dumps(report, indent=2))
+        return
+    from corral.workflows.cve.outcome import report_markdown
+
+    typer.echo(report_markdown(report))
+    typer.echo(f"report: {report['files']['markdown']}")
+    typer.echo("review the repo that broke: corral review list --home " + str(home))
 
 
 def main() -> None:  # pragma: no cover - console entry

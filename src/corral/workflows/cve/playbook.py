@@ -136,7 +136,8 @@ class PlaybookModel:
                               f"Running the tests: {p.tests.command}")  # fmt: skip
         if step == "tests":
             if test_verdict(p, out) == "failed":
-                return self._decide_fail(rnd, "the tests fail after the upgrade", out)
+                failed = {"tests": "failed", "test_command": p.tests.command}
+                return self._decide_fail(rnd, "the tests fail after the upgrade", out, failed)
             return self._rescan_step(rnd, mine)
         if step == "rescan":
             return await self._after_rescan(rnd, mine, out)

@@ -41,11 +41,18 @@ def install_command(p: CvePayload) -> str:
     """A venv in /tmp (never in the diff), then pip from the wheelhouse or the index."""
     reqs = p.requirement_files or (p.pins_file,)
     files = " ".join(f"-r {shlex.quote(r)}" for r in reqs)
-    source = f"--no-index --find-links {WHEELS_DIR} --no-deps" if p.install == "wheelhouse" else ""
-    return (
+    pip = f"{VENV}/bin/python -m pip install -q"
+    head = (
         "export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1; "
         f"rm -rf {VENV} && python3 -m venv --system-site-packages --without-pip {VENV} && "
-        f"{VENV}/bin/python -m pip install -q {source} {files}" + _exit_tail()
+    )
+    if p.install == "index":
+        return head + f"{pip} {files}" + _exit_tail()
+    # The wheel files themselves (no index at all), then the manifests against what is
+    # installed: a pin the wheelhouse lacks fails here instead of passing unnoticed.
+    return (
+        head + f"{pip} --no-index --no-deps {WHEELS_DIR}/*.whl && "
+        f"{pip} --no-index --no-deps {files}" + _exit_tail()
     )
 
 
