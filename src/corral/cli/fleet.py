@@ -17,6 +17,8 @@ from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async, with_
 from corral.domain import TaskState
 from corral.orchestrator.campaigns import campaign_status, create_from_file, run_campaign
 from corral.orchestrator.metrics import FleetMetrics
+from corral.orchestrator.models import FleetModels
+from corral.orchestrator.policy import AuditService
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
 from corral.store import Store
@@ -38,6 +40,25 @@ LeaseOpt = Annotated[
 ]
 
 
+GatewayOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--gateway",
+        help="Gateway config (deployments, limits, routes, budgets) for provider calls.",
+    ),
+]
+
+
+def _models(gateway: Path | None) -> FleetModels:
+    """Provider calls go through a gateway: the configured one, or one per model spec."""
+    env = dict(os.environ)
+    if gateway is None:
+        return FleetModels(env=env)
+    from corral.gateway import Gateway
+
+    return FleetModels(gateway=Gateway.from_file(gateway, env=env), env=env)
+
+
 def _settings(
     home: Path, concurrency: int, zombie_after: float = 600.0, lease_ttl: float = 15.0
 ) -> WorkerSettings:
@@ -49,10 +70,21 @@ def _settings(
 
 
 async def _run_with_progress(
-    store: Store, cid: str, settings: WorkerSettings, as_json: bool
+    store: Store, cid: str, settings: WorkerSettings, as_json: bool, models: FleetModels
+) -> dict[str, Any]:
+    try:
+        return await _run_shown(store, cid, settings, as_json, models)
+    finally:
+        await models.aclose()
+        if models.gateway is not None:
+            await models.gateway.aclose()
+
+
+async def _run_shown(
+    store: Store, cid: str, settings: WorkerSettings, as_json: bool, models: FleetModels
 ) -> dict[str, Any]:
     if as_json:
-        return await run_campaign(store, cid, settings)
+        return await run_campaign(store, cid, settings, models=models)
     console = Console(stderr=True)
     columns = (
         TextColumn("[bold]{task.description}"),
@@ -73,7 +105,7 @@ async def _run_with_progress(
             )
             bar.update(t, total=s["total"], completed=s["done"], detail=detail)
 
-        status = await run_campaign(store, cid, settings, progress=show)
+        status = await run_campaign(store, cid, settings, progress=show, models=models)
         show(await store.summary(cid))
     return status
 
@@ -102,6 +134,7 @@ def campaign_run(
     as_json: JsonOpt = False,
     zombie_after: ZombieOpt = 600.0,
     lease_ttl: LeaseOpt = 15.0,
+    gateway: GatewayOpt = None,
     home: HomeOpt = Path(".corral"),
     store: StoreOpt = None,
 ) -> None:
@@ -111,9 +144,8 @@ def campaign_run(
         cid = await create_from_file(s, file, env=dict(os.environ))
         if not as_json:
             typer.echo(f"campaign {cid}", err=True)
-        return await _run_with_progress(
-            s, cid, _settings(home, concurrency, zombie_after, lease_ttl), as_json
-        )
+        settings = _settings(home, concurrency, zombie_after, lease_ttl)
+        return await _run_with_progress(s, cid, settings, as_json, _models(gateway))
 
     status = with_store(store, home, go)
     _print_status(status, as_json)
@@ -127,6 +159,7 @@ def campaign_resume(
     as_json: JsonOpt = False,
     zombie_after: ZombieOpt = 600.0,
     lease_ttl: LeaseOpt = 15.0,
+    gateway: GatewayOpt = None,
     home: HomeOpt = Path(".corral"),
     store: StoreOpt = None,
 ) -> None:
@@ -137,9 +170,8 @@ def campaign_resume(
         camp = await s.get_campaign(cid)
         if camp is not None and camp.state != "running":
             await s.set_campaign_state(cid, "running")
-        return await _run_with_progress(
-            s, cid, _settings(home, concurrency, zombie_after, lease_ttl), as_json
-        )
+        settings = _settings(home, concurrency, zombie_after, lease_ttl)
+        return await _run_with_progress(s, cid, settings, as_json, _models(gateway))
 
     status = with_store(store, home, go)
     _print_status(status, as_json)
@@ -255,6 +287,7 @@ def worker(
     metrics_port: Annotated[int | None, typer.Option("--metrics-port")] = None,
     zombie_after: ZombieOpt = 600.0,
     lease_ttl: LeaseOpt = 15.0,
+    gateway: GatewayOpt = None,
     home: HomeOpt = Path(".corral"),
     store: StoreOpt = None,
 ) -> None:
@@ -270,7 +303,10 @@ def worker(
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        w = Worker(s, _settings(home, concurrency, zombie_after, lease_ttl), metrics=metrics)
+        w = Worker(
+            s, _settings(home, concurrency, zombie_after, lease_ttl), metrics=metrics,
+            models=_models(gateway),
+        )  # fmt: skip
         typer.echo(f"worker {w.owner} running (concurrency {concurrency})", err=True)
 
         async def states() -> None:
@@ -335,9 +371,14 @@ def _decide(
 ) -> None:
     async def go(s: Store) -> bool:
         r = await s.get_review(review_id)
-        return await s.decide_review(
-            r.id, approve=approve, comment=comment, by=os.environ.get("USER", "unknown")
-        )
+        by = os.environ.get("USER", "unknown")
+        done = await s.decide_review(r.id, approve=approve, comment=comment, by=by)
+        if done:
+            await AuditService(s).review_decided(
+                review_id=r.id, task_id=r.task_id, attempt_id=r.attempt_id,
+                approved=approve, by=by, comment=comment,
+            )  # fmt: skip
+        return done
 
     if not with_store(url, home, go):
         fail(f"review {review_id!r} was already decided")
