@@ -82,7 +82,7 @@ async def test_run_task_over_http(tmp_path: Path) -> None:
 
 async def test_provider_outage_fails_the_attempt_and_keeps_the_log(tmp_path: Path) -> None:
     repo = _repo(tmp_path / "repo")
-    with FakeProvider(script=SCRIPT[:1], failures=[503]) as fp:
+    with FakeProvider(script=SCRIPT[:1], failures=[503] * 6) as fp:  # a persistent outage
         result = await corral.run_task(
             "fix it",
             repo,

@@ -26,6 +26,7 @@ from corral.gateway import (
     TaskInfo,
 )
 from corral.gateway.budget import BudgetLedger
+from corral.models import parse_model_spec
 from corral.orchestrator.hooks import build_model, is_registered
 from corral.ports import Model
 from corral.store import CampaignRow, Lease, TaskRow
@@ -97,6 +98,13 @@ class FleetModels:
             gw = self._gateway_for(spec)
             return gw.model(spec, scope=scope, priority=task.priority, deadline=deadline), None
         return build_model(spec, task, self.env), None
+
+    async def for_run(self, spec: str, attempt_id: str, max_cost_usd: float | None) -> Model:
+        """A single `corral run`: a provider spec through the gateway, budgeted per attempt."""
+        if not is_provider_spec(spec):
+            return parse_model_spec(spec, env=self.env)
+        await self.set_budget(f"attempt:{attempt_id}", max_cost_usd)
+        return self._gateway_for(spec).model(spec, scope=BudgetScope(attempt=attempt_id))
 
     async def aclose(self) -> None:
         for gw in self._by_spec.values():

@@ -21,8 +21,10 @@ from corral.domain import (
     RunStatus,
     new_id,
 )
-from corral.models import ReplayModel, parse_model_spec
+from corral.models import ReplayModel
 from corral.orchestrator.execute import EventHook, execute_attempt
+from corral.orchestrator.hooks import check_model
+from corral.orchestrator.models import FleetModels
 from corral.ports import Model, Sandbox
 from corral.sandbox import SandboxLimits, open_sandbox
 from corral.store import Store
@@ -75,20 +77,27 @@ async def run_task(
     if not task.strip():
         raise ConfigError("the task is empty: say what the agent should do")
     repo_path = check_repo(repo)
-    the_model = parse_model_spec(model, env=env) if isinstance(model, str) else model
     cfg = config or AgentConfig()
+    models = FleetModels(env=env)
+    attempt_id = new_id("att")
+    if isinstance(model, str):
+        check_model(model, env)  # a bad spec or a missing key fails before anything runs
+        the_model = await models.for_run(model, attempt_id, cfg.limits.max_cost_usd)
+    else:
+        the_model = model
     limits = sandbox_limits or SandboxLimits(default_timeout=cfg.limits.command_timeout_s)
     box = open_sandbox(sandbox, repo_path, limits=limits, unsafe_local=unsafe_local)
     home_path = Path(home)
     own_store = store is None
     db = store or await Store.open(home=home_path)
     try:
-        return await _run(task, repo_path, the_model, box, cfg, db, home_path, on_event)
+        return await _run(attempt_id, task, repo_path, the_model, box, cfg, db, home_path, on_event)
     finally:
         if own_store:
             await db.close()
         if isinstance(model, str):  # we built it, so we close its connections
             await _aclose(the_model)
+            await models.aclose()
 
 
 async def _aclose(obj: object) -> None:
@@ -98,6 +107,7 @@ async def _aclose(obj: object) -> None:
 
 
 async def _run(
+    attempt_id: str,
     task: str,
     repo: Path,
     model: Model,
@@ -107,7 +117,6 @@ async def _run(
     home: Path,
     on_event: EventHook | None,
 ) -> RunResult:
-    attempt_id = new_id("att")
     await store.create_attempt(
         attempt_id, task=task, repo=str(repo), model=model.name, sandbox=box.kind
     )
