@@ -70,7 +70,8 @@ async def deliver_pr(
     out["commit"] = await commit_branch(repo, diff, branch, f"{title}\n\n{body}")
     out["branch"] = branch
     remote = os.environ.get("CORRAL_PR_REMOTE", "origin")
-    forge = detect(await remote_url(repo, remote), dict(os.environ))
+    url = await remote_url(repo, remote)
+    forge = detect(url, dict(os.environ)) if url else None
     if forge is None:
         return out | {"note": "no GITHUB_TOKEN/GITLAB_TOKEN for this remote: branch left locally"}
     await push(repo, remote, branch, forge.auth_header_for_git())

@@ -31,7 +31,7 @@ class Edit(Frozen):
     lock: bool = False
 
 
-class TestCommand(Frozen):
+class TestPlan(Frozen):
     """How to run a repository's tests; `kind` none means there are none to run."""
 
     kind: Literal["override", "make", "pytest", "unittest", "tox", "none"]
@@ -45,7 +45,7 @@ class CvePayload(Frozen):
     plan: FixPlan
     edits: tuple[Edit, ...] = ()
     problems: tuple[str, ...] = ()  # planned upgrades we could not turn into an edit
-    tests: TestCommand = TestCommand(kind="none")
+    tests: TestPlan = TestPlan(kind="none")
     requirement_files: tuple[str, ...] = ()  # installed with pip -r, in order
     pins_file: str = ".corral/pins.txt"  # used when the repo has no requirements files
     install: Literal["wheelhouse", "index"] = "wheelhouse"
@@ -121,19 +121,17 @@ def _raise_floor(text: str, up: Upgrade) -> str | None:
     return None
 
 
-def detect_tests(
-    root: Path, labels: Sequence[str] = (), override: str | None = None
-) -> TestCommand:
+def detect_tests(root: Path, labels: Sequence[str] = (), override: str | None = None) -> TestPlan:
     """The repo's own way to run its tests: a label/field override, then Make, pytest,
     unittest, tox. Nothing found is `none`, which is never reported as a pass."""
     for label in labels:
         if label.startswith(TEST_LABEL) and label[len(TEST_LABEL) :].strip():
             override = label[len(TEST_LABEL) :].strip()
     if override:
-        return TestCommand(kind="override", command=override)
+        return TestPlan(kind="override", command=override)
     make = root / "Makefile"
     if make.is_file() and re.search(r"(?m)^test\s*:", _read(make)):
-        return TestCommand(kind="make", command="make test")
+        return TestPlan(kind="make", command="make test")
     tests = [p for p in _test_files(root)]
     py = _read(root / "pyproject.toml")
     pytest_cfg = (
@@ -143,12 +141,17 @@ def detect_tests(
         or "[tool:pytest]" in _read(root / "setup.cfg")
     )
     if pytest_cfg or any("import pytest" in _read(p) for p in tests[:50]):
-        return TestCommand(kind="pytest", command="python -m pytest -q -p no:cacheprovider")
+        return TestPlan(kind="pytest", command="python -m pytest -q -p no:cacheprovider")
     if tests:
-        return TestCommand(kind="unittest", command="python -m unittest discover -v")
+        dirs = {p.parent for p in tests}
+        if len(dirs) == 1 and (d := dirs.pop()) != root and not (d / "__init__.py").is_file():
+            # discover only imports packages; a plain tests/ folder is its own top level.
+            rel = d.relative_to(root).as_posix()
+            return TestPlan(kind="unittest", command=f"python -m unittest discover -v -s {rel}")
+        return TestPlan(kind="unittest", command="python -m unittest discover -v")
     if (root / "tox.ini").is_file():
-        return TestCommand(kind="tox", command="tox -q")
-    return TestCommand(kind="none")
+        return TestPlan(kind="tox", command="tox -q")
+    return TestPlan(kind="none")
 
 
 def _test_files(root: Path) -> list[Path]:

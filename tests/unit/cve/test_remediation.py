@@ -1,0 +1,148 @@
+"""The remediation pieces that need no sandbox: edits, test detection, the playbook's
+decisions from a conversation, the PR body."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from corral.domain import Message, ToolCall
+from corral.tools import default_tools
+from corral.workflows.cve import OsvDatabase, plan_fixes, scan_repo
+from corral.workflows.cve.playbook import RESULT_MARK, PlaybookModel, parse_spec
+from corral.workflows.cve.pr import pr_body, result_from_reason
+from corral.workflows.cve.tasks import (
+    CvePayload,
+    TestPlan,
+    build_edits,
+    detect_tests,
+    parse_instructions,
+    render_instructions,
+)
+
+from .conftest import write
+
+LOCK = """[[package]]
+name = "requests"
+version = "2.32.3"
+
+[[package]]
+name = "urllib3"
+version = "1.26.4"
+description = "HTTP library"
+"""
+
+
+def _payload(root: Path, db: OsvDatabase, tests: TestPlan) -> CvePayload:
+    report = asyncio.run(scan_repo(root, db))
+    plan = asyncio.run(plan_fixes(report, db))
+    edits, problems = build_edits(root, plan)
+    return CvePayload(
+        repo=str(root), plan=plan, edits=tuple(edits), problems=tuple(problems), tests=tests,
+        targets=tuple(sorted({(u.package, a.id) for u in plan.upgrades for a in u.advisories})),
+        known=tuple(sorted({(f.package, f.advisory) for f in report.findings})),
+        manifests=report.manifests, findings=len(report.findings),
+    )  # fmt: skip
+
+
+def test_edits_for_a_pin_and_a_transitive_lock_entry(tmp_path: Path, db: OsvDatabase) -> None:
+    write(tmp_path, {"requirements.txt": "idna==3.6  # pinned\n", "poetry.lock": LOCK})
+    p = _payload(tmp_path, db, TestPlan(kind="none"))
+    by_file = {e.file: e for e in p.edits}
+    assert by_file["requirements.txt"].new == "idna==3.7  # pinned\n"
+    lock = by_file["poetry.lock"]
+    assert lock.lock and lock.old.startswith('name = "urllib3"')
+    assert 'version = "1.26.4"' in lock.old and 'version = "1.26.4"' not in lock.new
+    assert parse_instructions(render_instructions(p)) == p
+
+
+def test_test_detection(tmp_path: Path) -> None:
+    assert detect_tests(tmp_path).kind == "none"
+    write(tmp_path, {"tests/test_a.py": "import unittest\n"})
+    assert detect_tests(tmp_path).kind == "unittest"
+    write(tmp_path, {"tests/test_b.py": "import pytest\n"})
+    assert detect_tests(tmp_path).kind == "pytest"
+    write(tmp_path, {"Makefile": "test:\n\tpython -m unittest\n"})
+    assert detect_tests(tmp_path).command == "make test"
+    assert detect_tests(tmp_path, labels=("test:tox -e py",)).command == "tox -e py"
+    assert detect_tests(tmp_path, override="make check").kind == "override"
+
+
+def _answer(model: PlaybookModel, messages: list[Message]) -> list[ToolCall]:
+    specs = [t.spec for t in default_tools()]
+    return list(asyncio.run(model.complete(messages, specs)).tool_calls)
+
+
+def _after(messages: list[Message], calls: list[ToolCall], outputs: list[str]) -> list[Message]:
+    out = [*messages, Message(role="assistant", tool_calls=tuple(calls))]
+    for c, o in zip(calls, outputs, strict=True):
+        out.append(Message(role="tool", content=o, tool_call_id=c.id, name=c.name))
+    return out
+
+
+def test_playbook_escalates_failing_tests_and_never_finishes(
+    tmp_path: Path, db: OsvDatabase
+) -> None:
+    write(tmp_path, {"requirements.txt": "idna==3.6\n"})
+    p = _payload(tmp_path, db, TestPlan(kind="unittest", command="python -m unittest"))
+    model = PlaybookModel(p, lambda: db)
+    msgs = [Message(role="system", content="s"), Message(role="user", content="u")]
+    edit = _answer(model, msgs)
+    assert [c.name for c in edit] == ["editor"]
+    msgs = _after(msgs, edit, ["Edited requirements.txt: replaced 1 occurrence at line 1."])
+    install = _answer(model, msgs)
+    assert "--no-index" in install[0].arguments["command"]
+    msgs = _after(msgs, install, ["corral-exit=0"])
+    tests = _answer(model, msgs)
+    assert tests[0].arguments["command"].count("python -m unittest") == 1
+    msgs = _after(msgs, tests, ["FAILED (failures=1)\ncorral-exit=1"])
+    final = _answer(model, msgs)
+    assert [c.name for c in final] == ["escalate"]
+    reason = final[0].arguments["reason"]
+    assert "FAILED (failures=1)" in reason
+    assert result_from_reason(reason)["tests"] == "failed"
+
+
+def test_playbook_reports_no_tests_found_never_passed(tmp_path: Path, db: OsvDatabase) -> None:
+    write(tmp_path, {"requirements.txt": "idna==3.6\n"})
+    p = _payload(tmp_path, db, TestPlan(kind="none"))
+    model = PlaybookModel(p, lambda: db)
+    msgs = [Message(role="user", content="u")]
+    msgs = _after(msgs, _answer(model, msgs), ["Edited requirements.txt"])
+    msgs = _after(msgs, _answer(model, msgs), ["corral-exit=0"])
+    rescan = _answer(model, msgs)
+    assert rescan[0].id.startswith("pb-0-rescan")
+    installed = json.dumps([{"name": "idna", "version": "3.7"}])
+    out = f"corral-installed: {installed}\n--- corral-file: requirements.txt\nidna==3.7\n"
+    final = _answer(model, _after(msgs, rescan, [out]))
+    assert [c.name for c in final] == ["finish"]
+    result = result_from_reason(final[0].arguments["message"])
+    assert result["tests"] == "no tests found" and result["fixed"] == [["idna", "PYSEC-2024-60"]]
+    body = pr_body(p, result)
+    assert "**no tests found**" in body and "passed" not in body
+    assert "| idna | 3.6 → **3.7** |" in body and "CVE-2024-3651" in body
+
+
+def test_rescan_that_still_sees_the_advisory_is_not_a_success(
+    tmp_path: Path, db: OsvDatabase
+) -> None:
+    write(tmp_path, {"requirements.txt": "idna==3.6\n"})
+    p = _payload(tmp_path, db, TestPlan(kind="none"))
+    model = PlaybookModel(p, lambda: db)
+    msgs = [Message(role="user", content="u")]
+    msgs = _after(msgs, _answer(model, msgs), ["Edited requirements.txt"])
+    msgs = _after(msgs, _answer(model, msgs), ["corral-exit=0"])
+    rescan = _answer(model, msgs)
+    stale = 'corral-installed: [{"name": "idna", "version": "3.6"}]\n'
+    final = _answer(
+        model, _after(msgs, rescan, [stale + "--- corral-file: requirements.txt\nidna==3.7\n"])
+    )
+    assert [c.name for c in final] == ["escalate"]
+    assert "still vulnerable: idna PYSEC-2024-60" in final[0].arguments["reason"]
+    assert RESULT_MARK in final[0].arguments["reason"]
+
+
+def test_spec_parsing() -> None:
+    assert parse_spec("playbook:cve") is None
+    assert parse_spec("playbook:cve?then=openai/gpt-4o") == "openai/gpt-4o"
