@@ -19,7 +19,8 @@ ALLOWED: dict[str, set[str]] = {
     "tools": BASE | {"ports", "tools"},
     "agent": BASE | {"ports", "tools", "agent"},
     "store": BASE | {"ports", "store"},
-    "testing": BASE | {"ports", "models", "testing"},
+    # The fakes serve on the gateway's small HTTP server (one server, two users).
+    "testing": BASE | {"ports", "models", "gateway", "testing"},
 }
 ABOVE = set().union(*ALLOWED.values()) - {"testing"}
 ALLOWED["orchestrator"] = ABOVE | {"orchestrator"}

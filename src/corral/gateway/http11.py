@@ -2,8 +2,8 @@
 
 The gateway's face is reached by agent CLIs inside sandboxes through a Unix socket bound
 into the sandbox, so it needs a server that can listen on one, hold hundreds of
-keep-alive connections on one loop, and add no dependency. (`corral.testing.http11`
-is the same idea for the fake provider; the layer rules keep the two packages apart.)
+keep-alive connections on one loop, and add no dependency. The fake provider in
+`corral.testing` serves on it too, using `drop` to cut a connection (fault injection).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 __all__ = ["HttpRequest", "HttpResponse", "HttpServer"]
 
 MAX_HEAD = 64 * 1024
-MAX_BODY = 32 * 1024 * 1024
+MAX_BODY = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,7 @@ class HttpResponse:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     content_type: str = "application/json"
+    drop: bool = False  # close the connection without sending anything
 
 
 Handler = Callable[[HttpRequest], Awaitable[HttpResponse]]
@@ -175,6 +176,8 @@ class HttpServer:
                     await writer.drain()
                     return
                 response = await self.handler(request)
+                if response.drop:
+                    return
                 writer.write(_encode(response, keep_alive))
                 await writer.drain()
                 if not keep_alive:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from corral.domain import Completion
-from corral.testing.http11 import HttpResponse
+from corral.gateway.http11 import HttpResponse
 
 __all__ = [
     "FakeStats",

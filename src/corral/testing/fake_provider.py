@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from corral.domain import Completion, ToolCall, Usage
+from corral.gateway.http11 import HttpRequest, HttpResponse, HttpServer
 from corral.models.openai_format import completion_to_openai
 from corral.models.scripted import ScriptedTurn
 from corral.testing.fake_parts import (
@@ -43,7 +44,6 @@ from corral.testing.fake_parts import (
     retry_headers,
     uniform,
 )
-from corral.testing.http11 import HttpRequest, HttpResponse, HttpServer
 from corral.testing.ratelimit import RateLimiter
 
 __all__ = [
@@ -201,7 +201,7 @@ class FakeProvider:
             await self._close()
 
     async def _open(self) -> None:
-        self._server = HttpServer(self._handle, self.host, self.port)
+        self._server = HttpServer(self._handle, host=self.host, port=self.port)
         await self._server.start()
         self.port = self._server.port
 

