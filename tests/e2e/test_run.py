@@ -90,6 +90,13 @@ def test_script_running_out_is_failed(cli: Cli, tmp_path: Path) -> None:
 
 
 def test_demo(cli: Cli) -> None:
-    code, out = cli.json("demo", timeout=180)
-    assert code == 0 and out["status"] == "finished"
-    assert "(100 - percent)" in out["diff"]
+    """`make demo`: a CVE campaign over generated repos, no API key, real advisories."""
+    code, out = cli.json("demo", timeout=400)
+    assert code == 0, out
+    status = {r["key"]: (r["status"], r.get("tests")) for r in out["repos"]}
+    assert status["up-to-date"][0] == "clean"
+    assert status["legacy-progress"] == ("needs review", "failed"), "a bump that breaks tests"
+    assert status["no-tests"] == ("fixed", "no tests found"), "never reported as passed"
+    fixed = [k for k, (st, tests) in status.items() if st == "fixed" and tests == "passed"]
+    assert len(fixed) >= 9
+    assert Path(out["files"]["markdown"]).is_file()
