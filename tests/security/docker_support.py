@@ -7,6 +7,7 @@ Called from `pytest_collection_finish` in the sandbox conftests, so the one-time
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -19,7 +20,9 @@ def ensure_image() -> str:
     """'' when the image is ready, else why not (docker tests then fail with it)."""
     if "reason" not in _state:
         try:
-            asyncio.run(docker_engine.prepare_image(say=print))
+            # In a thread: callers may already be inside an event loop.
+            with ThreadPoolExecutor(1) as pool:
+                pool.submit(asyncio.run, docker_engine.prepare_image(say=print)).result()
             _state["reason"] = ""
         except Exception as exc:  # a test reports it, with its one line
             _state["reason"] = str(exc)

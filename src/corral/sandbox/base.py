@@ -85,7 +85,7 @@ class BaseSandbox:
             return
         from corral.sandbox.pool import take_booted
 
-        booted = take_booted(self)
+        booted, pool = take_booted(self)
         try:
             if booted is not None:
                 self._adopt(booted)
@@ -100,6 +100,9 @@ class BaseSandbox:
         except BaseException:
             await self.close()
             raise
+        finally:
+            if pool is not None:
+                pool.refill()
 
     async def boot(self) -> None:
         """Start the sandbox over an empty workspace (for a pool); `load` fills it later."""

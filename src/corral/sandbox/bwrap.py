@@ -14,14 +14,19 @@ import logging
 import os
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corral.domain import SandboxError
 from corral.sandbox import seccomp
 from corral.sandbox.base import SANDBOX_UID, SANDBOX_USER, BaseSandbox, clean_env
+from corral.sandbox.egress import bind as egress_bind
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.procs import Cgroups, NamespaceScope
 from corral.sandbox.shell import ShellDriver
 from corral.sandbox.workspace import Workspace
+
+if TYPE_CHECKING:
+    from corral.sandbox.egress import EgressChannel
 
 log = logging.getLogger(__name__)
 
@@ -54,13 +59,30 @@ class BwrapSandbox(BaseSandbox):
     workdir = WORKDIR
 
     def __init__(
-        self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None
-    ) -> None:
+        self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None,
+        egress: EgressChannel | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(repo, limits=limits, attempt_id=attempt_id)
+        self.egress = egress  # None: no network at all (only a private loopback)
         # As root, run bwrap as an unprivileged host uid: an escape lands nowhere useful.
         self._owner = (SANDBOX_UID, SANDBOX_UID) if os.geteuid() == 0 else None
         self._bwrap = shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
         self._proc: asyncio.subprocess.Process | None = None
+
+    @property
+    def egress_socket(self) -> Path | None:
+        """The host side of this sandbox's egress socket (the browse tool uses it)."""
+        return self.egress.socket_path if self.egress is not None else None
+
+    async def start(self) -> None:
+        if self.egress is None or self._ws is not None:
+            return await super().start()
+        await self.boot()  # pooled sandboxes lack the proxy binds: boot a fresh one
+        try:
+            await self.load()
+        except BaseException:
+            await self.close()
+            raise
 
     def _check_available(self) -> None:
         if self._bwrap is None:
@@ -103,7 +125,12 @@ class BwrapSandbox(BaseSandbox):
             "--remount-ro", "/",
             "--chdir", WORKDIR, "--clearenv",
         ]  # fmt: skip
-        for key, value in clean_env(home=HOME).items():
+        env = clean_env(home=HOME)
+        if self.egress is not None:  # the proxy's socket and the relay, before the remount
+            at = args.index("--remount-ro")
+            args[at:at] = egress_bind.bwrap_args(self.egress.socket_path)
+            env |= egress_bind.proxy_env()
+        for key, value in env.items():
             args += ["--setenv", key, value]
         return args
 
@@ -118,6 +145,8 @@ class BwrapSandbox(BaseSandbox):
                              state_inner=_STATE)  # fmt: skip
         self._driver = driver
         argv = driver.argv(prelude)
+        if self.egress is not None:
+            argv = egress_bind.wrap_argv(argv)
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         filter_fd = _seccomp_fd()
@@ -153,7 +182,10 @@ class BwrapSandbox(BaseSandbox):
         if self._cgroups is not None:
             driver.after_command = self._check_limits
         procs = self._cgroups.procs_file if self._cgroups else None
-        await driver.attach(self._proc, NamespaceScope(ns, procs))
+        scope = NamespaceScope(ns, procs)
+        await driver.attach(self._proc, scope)
+        if self.egress is not None:
+            driver.protected_inner |= egress_bind.relay_pids(scope)
 
     async def _kill(self) -> None:
         if self._proc is not None and self._proc.returncode is None:

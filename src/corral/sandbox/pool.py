@@ -31,16 +31,16 @@ log = logging.getLogger(__name__)
 _ACTIVE: list[SandboxPool] = []
 
 
-def take_booted(sb: BaseSandbox) -> BaseSandbox | None:
-    """A booted sandbox for `sb` from an open pool on this loop, if one is ready."""
+def take_booted(sb: BaseSandbox) -> tuple[BaseSandbox | None, SandboxPool | None]:
+    """A booted sandbox for `sb` from an open pool on this loop (if ready), and the pool."""
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        return None
+        return None, None
     for pool in _ACTIVE:
         if pool.loop is loop and pool.fits(sb):
-            return pool.take_nowait()
-    return None
+            return pool.take_nowait(), pool
+    return None, None
 
 
 class SandboxPool:
@@ -92,13 +92,18 @@ class SandboxPool:
         while self._ready:
             sb = self._ready.pop(0)
             self._full.clear()
-            self._wake.set()
             if sb._driver is not None and sb._driver.alive:
                 return sb
             task = asyncio.ensure_future(sb.close())  # died while waiting: replace it
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)
         return None
+
+    def refill(self) -> None:
+        """Boot replacements now (called once a claim is done, so they do not compete)."""
+        if len(self._ready) < self.size:
+            self._full.clear()
+            self._wake.set()
 
     async def claim(self, repo: Path, *, attempt_id: str | None = None) -> BaseSandbox:
         """A started sandbox over a copy of `repo` (booted now if the pool is empty)."""

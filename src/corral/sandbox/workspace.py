@@ -144,8 +144,10 @@ class Workspace:
         return await diff(self.path)
 
     def remove(self) -> None:
-        if self._baseline is not None and not self._baseline.done():
+        if self._baseline is not None:
             self._baseline.cancel()
+            # Closed before the snapshot finished: nobody will ever want its result.
+            self._baseline.add_done_callback(lambda t: t.cancelled() or t.exception())
         remove_root(self.root, capped=self.capped)
 
 

@@ -8,10 +8,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from tests.security.docker_support import ensure_image, needs_docker
 
 from corral.sandbox import BaseSandbox, SandboxLimits, open_sandbox
 
-LIMITS = SandboxLimits(memory_mb=256, pids=128, default_timeout=20)
+LIMITS = SandboxLimits(memory_mb=256, pids=128, default_timeout=20, workspace_mb=128)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the Docker image once, before any test's timeout starts (cached by tag)."""
+    if needs_docker(session.items):
+        ensure_image()
 
 
 def make_repo(path: Path, *, git: bool = True) -> Path:

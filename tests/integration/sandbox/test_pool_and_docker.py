@@ -1,0 +1,81 @@
+"""Warm pools (bwrap and Docker), Docker labels, `corral sandbox ls/gc`, missing engine."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from click.testing import Result
+from tests.security.docker_support import require_docker
+from typer.testing import CliRunner
+
+from corral.cli.main import app
+from corral.domain import SandboxError
+from corral.sandbox import DockerSandbox, SandboxPool, docker_engine, open_sandbox
+
+from .conftest import LIMITS
+
+
+async def _cli(*args: str) -> Result:
+    """The CLI runs its own event loop: call it from a thread."""
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args))
+
+
+@pytest.mark.parametrize("kind", ["bwrap", "docker"])
+async def test_pool_claim_gives_a_loaded_sandbox(kind: str, repo: Path) -> None:
+    if kind == "docker":
+        require_docker()
+    async with SandboxPool(kind, size=1, limits=LIMITS) as pool:
+        await pool.wait_full(120)
+        sb = await pool.claim(repo, attempt_id="att-pool-1")
+        try:
+            assert (await sb.exec("cat app.py; export K=v", 10)).output == "x = 1\n"
+            assert (await sb.exec("echo $K", 10)).output == "v\n"
+            await sb.exec("echo 'x = 3' > app.py", 10)
+            assert "+x = 3" in await sb.diff()
+            # open_sandbox().start() takes from the open pool too
+            await pool.wait_full(120)
+            other = open_sandbox(kind, repo, limits=LIMITS)
+            await other.start()
+            assert (await other.exec("cat app.py", 10)).output == "x = 1\n"
+            await other.close()
+        finally:
+            await sb.close()
+
+
+async def test_docker_labels_ls_and_gc(repo: Path) -> None:
+    require_docker()
+    sb = DockerSandbox(repo, limits=LIMITS, attempt_id="att-ls-1")
+    await sb.start()
+    try:
+        found = {c.id: c for c in await docker_engine.list_containers()}
+        assert sb.container_id in found
+        assert found[sb.container_id].attempt == "att-ls-1"
+        assert not found[sb.container_id].orphaned
+        out = (await _cli("sandbox", "ls")).output
+        assert "att-ls-1" in out
+        # An orphan: a labelled container whose owner process is gone.
+        args = ["run", "-d", "--network", "none", "--label", "corral=1"]
+        args += ["--label", "corral.owner=999999999:1", docker_engine.IMAGE, "sleep", "300"]
+        orphan = (await docker_engine.docker(*args)).strip()
+        result = await _cli("sandbox", "gc")
+        assert result.exit_code == 0, result.output
+        left = {c.id for c in await docker_engine.list_containers()}
+        assert orphan not in left and sb.container_id in left
+    finally:
+        await sb.close()
+    assert sb.container_id not in {c.id for c in await docker_engine.list_containers()}
+
+
+def test_prepare_docker_is_cached() -> None:
+    require_docker()
+    result = CliRunner().invoke(app, ["sandbox", "prepare", "docker"])
+    assert result.exit_code == 0 and "cached" in result.output
+
+
+async def test_missing_docker_cli_one_line(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(docker_engine, "docker_cli", lambda: None)
+    with pytest.raises(SandboxError) as err:
+        await DockerSandbox(repo, limits=LIMITS).start()
+    assert str(err.value) == docker_engine.MISSING_DOCKER and "\n" not in str(err.value)
