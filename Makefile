@@ -38,9 +38,12 @@ typecheck: install
 test: install lint typecheck
 	$(BIN)/pytest -q
 
+# Every benchmark writes bench/results/<name>.json; a failing one is reported, not fatal.
+BENCHES := fleet store_throughput scheduler agent_step gateway_ratelimit sandbox_start cve_scan
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
-	$(BIN)/python bench/agent_step.py
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py $(BENCH_ARGS) >/dev/null || echo "bench/$$b.py FAILED"; done
+	$(BIN)/python bench/report.py
 
 clean:
 	rm -rf $(VENV) .corral .mypy_cache .ruff_cache .pytest_cache

@@ -25,6 +25,8 @@ ALLOWED: dict[str, set[str]] = {
 ABOVE = set().union(*ALLOWED.values()) - {"testing"}
 ALLOWED["orchestrator"] = ABOVE | {"orchestrator"}
 ALLOWED["workflows"] = ABOVE | {"orchestrator", "workflows"}
+# Benchmarks drive the whole stack against the shipped fakes (the fake provider).
+ALLOWED["bench"] = ABOVE | {"orchestrator", "testing", "bench"}
 EVERYTHING = None  # api and cli may import anything
 
 

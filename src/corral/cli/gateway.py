@@ -197,3 +197,4 @@ def register(app: typer.Typer) -> None:
     app.command("serve")(serve)
     app.command("fake-provider")(fake_provider)
     app.add_typer(bench_app, name="bench")
+    import corral.cli.bench_fleet  # noqa: F401  (adds `bench fleet` to bench_app)

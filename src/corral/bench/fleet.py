@@ -1,0 +1,228 @@
+"""`corral bench fleet`: N scripted agents through the real fleet path, timed.
+
+campaign (SQLite store) → Worker → leased attempts → `execute_attempt` (sandbox + agent
+loop + event log) with every model call through the Gateway to an in-process fake
+provider answering after L seconds. Nothing is mocked above the provider's HTTP socket.
+
+Two delays are reported:
+- `sched_delay`: from the moment a step's model answer reaches the agent (the gateway
+  call returns) to the moment its command starts in the sandbox (read from the shell's
+  own clock in the command's output). It covers the event write, tool dispatch and the
+  sandbox round trip, i.e. corral's overhead per step, under load.
+- `admission_delay`: from a task becoming ready to its attempt being created (the
+  scheduler's part), read back from the store.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from corral.bench.rss import RssSampler
+from corral.bench.workload import OUTPUT_RE, Script, make_repo, summarize_ms, task_text
+from corral.domain import CampaignSpec, Completion, Event, Message, Observed, TaskSpec, ToolSpec
+from corral.gateway import BudgetScope, Gateway, parse_config
+from corral.orchestrator.hooks import register_model
+from corral.orchestrator.settings import WorkerSettings
+from corral.orchestrator.worker import Worker
+from corral.ports import Model
+from corral.store import Store, TaskRow
+from corral.testing import FakeProvider
+
+MODEL_PREFIX = "fleetbench:"
+
+
+@dataclass(frozen=True)
+class FleetParams:
+    agents: int = 100
+    steps: int = 10
+    latency: float = 1.0
+    sandbox: str = "bwrap"
+    rpm: int | None = None
+    tpm: int | None = None
+    heartbeat_s: float = 5.0
+    store_url: str | None = None
+    # Diagnostic only: rebuild the store's read engine with this pool (size, no overflow,
+    # no checkout timeout) to see past the shipped pool's limits. None = as shipped.
+    db_pool: int | None = None
+
+
+class _TimedModel:
+    """The gateway's model, noting when each answer arrived (per agent)."""
+
+    def __init__(self, inner: Model, agent: str, answered: dict[str, float]) -> None:
+        self.inner = inner
+        self.agent = agent
+        self.answered = answered
+        self.name = inner.name
+        self.context_window = inner.context_window
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
+        done = await self.inner.complete(messages, tools)
+        self.answered[self.agent] = time.time()
+        return done
+
+
+def _gateway_config(base_url: str, params: FleetParams) -> Any:
+    return parse_config(
+        {
+            "deployments": [
+                {
+                    "name": "fake",
+                    "model": f"openai-compatible:{base_url}#fake-model",
+                    "limits": {"rpm": params.rpm, "tpm": params.tpm},
+                    "price": {"input_per_mtok": 1.0, "output_per_mtok": 2.0},
+                    "max_output_tokens": 256,
+                }
+            ]
+        }
+    )
+
+
+def _campaign(params: FleetParams, repo: Path) -> CampaignSpec:
+    return CampaignSpec(
+        name=f"fleet-bench-{params.agents}x{params.steps}",
+        unsafe_local=params.sandbox == "local",
+        tasks=tuple(
+            TaskSpec(
+                id=f"a{i:05d}",
+                repo=str(repo),
+                instructions=task_text(f"a{i:05d}"),
+                model=f"{MODEL_PREFIX}fake",
+                sandbox=params.sandbox,  # type: ignore[arg-type]
+                max_steps=params.steps + 2,
+                max_attempts=1,  # a failure is reported, not hidden by a retry
+                command_timeout_s=60,
+                timeout_s=600,
+            )
+            for i in range(params.agents)
+        ),
+    )
+
+
+async def run_fleet(params: FleetParams, home: Path | None = None) -> dict[str, Any]:
+    """Run the fleet once; returns the report (see the module docstring for the delays)."""
+    with tempfile.TemporaryDirectory(prefix="corral-fleet-") as tmp:
+        root = Path(home or tmp)
+        repo = make_repo(root)
+        script = Script(params.steps)
+        provider = FakeProvider(
+            respond=script, latency=params.latency, rpm=params.rpm, tpm=params.tpm
+        )
+        script.provider = provider
+        async with provider, Gateway(_gateway_config(provider.base_url, params), env={}) as gw:
+            return await _run(params, root, repo, gw, provider)
+
+
+async def _run(
+    params: FleetParams, root: Path, repo: Path, gw: Gateway, provider: FakeProvider
+) -> dict[str, Any]:
+    answered: dict[str, float] = {}
+    delays: list[float] = []
+
+    def factory(spec: str, task: TaskRow, env: Any) -> Model:
+        scope = BudgetScope(task=task.id, campaign=task.campaign_id)
+        return _TimedModel(gw.model(spec[len(MODEL_PREFIX) :], scope=scope), task.key, answered)
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, Observed):
+            found = OUTPUT_RE.search(event.output)
+            if found and found.group(1) in answered:
+                delays.append(float(found.group(3)) - answered[found.group(1)])
+
+    register_model(MODEL_PREFIX, factory)
+    store = await Store.open(params.store_url, home=root / ".corral")
+    if params.db_pool:
+        await _widen_pool(store, params.db_pool)
+    try:
+        cid = await store.create_campaign(_campaign(params, repo))
+        settings = WorkerSettings(
+            concurrency=params.agents,
+            heartbeat_s=params.heartbeat_s,
+            lease_ttl_s=max(30.0, params.heartbeat_s * 6),
+            poll_s=0.05,
+            home=root / ".corral",
+            env={},
+        )
+        worker = Worker(store, settings, campaign_id=cid, on_event=on_event)
+        sampler = RssSampler().start()
+        cpu0 = os.times()
+        t0 = time.perf_counter()
+        error = None
+        try:
+            await worker.run(until_done=True)
+        except Exception as exc:  # the worker itself gave up: report it, do not hide it
+            error = f"worker crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        finally:
+            wall = time.perf_counter() - t0
+            cpu1 = os.times()
+            peak = sampler.stop()
+        summary = await store.summary(cid)
+        admission = await _admission_delays(store, cid)
+    finally:
+        await store.close()
+    counts = summary["counts"]
+    ok = int(counts.get("succeeded", 0))
+    ideal = params.steps * params.latency
+    return {
+        "system": "corral",
+        "agents": params.agents,
+        "steps": params.steps,
+        "latency_s": params.latency,
+        "sandbox": params.sandbox,
+        "wall_s": round(wall, 3),
+        "ideal_s": round(ideal, 3),
+        "wall_over_ideal": round(wall / ideal, 3) if ideal else None,
+        "steps_per_s": round(params.agents * params.steps / wall, 1),
+        "sched_delay_p50_ms": summarize_ms(delays)["p50_ms"],
+        "sched_delay_p99_ms": summarize_ms(delays)["p99_ms"],
+        "sched_delay_samples": len(delays),
+        "admission_delay_p50_ms": summarize_ms(admission)["p50_ms"],
+        "admission_delay_p99_ms": summarize_ms(admission)["p99_ms"],
+        "peak_rss_mb": peak.peak_mb,
+        "rss_per_agent_mb": round(peak.peak_mb / params.agents, 2),
+        "procs_at_peak": peak.procs_at_peak,
+        "cpu_user_s": round(cpu1.user - cpu0.user, 2),
+        "cpu_sys_s": round(cpu1.system - cpu0.system, 2),
+        "cpu_children_s": round(
+            cpu1.children_user + cpu1.children_system - cpu0.children_user - cpu0.children_system,
+            2,
+        ),
+        "failed": params.agents - ok,
+        "error": error,
+        "task_states": dict(counts),
+        "model_requests": provider.stats.requests,
+        "settings": {
+            "concurrency": params.agents,
+            "heartbeat_s": params.heartbeat_s,
+            "store": "postgres" if params.store_url else "sqlite",
+            "db_pool": params.db_pool or "as shipped (5+10, 30 s timeout)",
+        },
+    }
+
+
+async def _widen_pool(store: Store, size: int) -> None:
+    from sqlalchemy import event as sa_event
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from corral.store import store as store_module
+
+    old = store.engine
+    store.engine = create_async_engine(old.url, pool_size=size, max_overflow=0, pool_timeout=3600)
+    if old.url.drivername.startswith("sqlite"):
+        sa_event.listen(store.engine.sync_engine, "connect", store_module._sqlite_pragmas)
+    await old.dispose()
+
+
+async def _admission_delays(store: Store, campaign_id: str) -> list[float]:
+    out: list[float] = []
+    for task in await store.tasks(campaign_id=campaign_id):
+        for attempt in await store.attempts_of(task.id):
+            # Tasks without dependencies are ready from creation on.
+            out.append(max(0.0, (attempt["created_at"] - task.created_at).total_seconds()))
+    return out
