@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from corral.agent.config import AgentConfig, AgentLimits
+from corral.cli.audit import register as register_audit
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.cli.cve import register as register_cve
 from corral.cli.fleet import register as register_fleet
@@ -19,6 +20,7 @@ from corral.cli.render import event_json, event_line
 from corral.cli.sandbox import register as register_sandbox
 from corral.domain import Event
 from corral.orchestrator import RunResult, replay_attempt, run_task
+from corral.orchestrator.policy import install_log_redaction
 from corral.store import Store
 
 app = typer.Typer(
@@ -244,3 +246,5 @@ register_cve(app)
 register_gateway(app)
 register_fleet(app)
 register_sandbox(app)
+register_audit(app)
+install_log_redaction()  # every log line of the CLI process is redacted

@@ -8,7 +8,7 @@ lease for the fleet).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +16,14 @@ from corral.agent.config import AgentConfig
 from corral.agent.loop import AgentLoop, RunOutcome
 from corral.agent.repomap import build_repo_map
 from corral.domain import AttemptEnded, CorralError, Event, RunStatus
+from corral.orchestrator.policy import (
+    AuditService,
+    Policy,
+    PolicyGuard,
+    Redactor,
+    default_redactor,
+    load_policy,
+)
 from corral.ports import Model, Sandbox
 from corral.store import Store
 from corral.tools import Toolbox, default_tools
@@ -25,17 +33,22 @@ log = logging.getLogger(__name__)
 
 
 class Sink:
-    """Persist first, then tell the watchers: the log is never behind what was shown."""
+    """Persist first, then tell the watchers: the log is never behind what was shown.
+    Secrets are redacted before anything is stored or shown."""
 
-    def __init__(self, store: Store, hooks: Sequence[EventHook] = ()) -> None:
+    def __init__(
+        self, store: Store, hooks: Sequence[EventHook] = (), redactor: Redactor | None = None
+    ) -> None:
         self.store = store
         self.hooks = [h for h in hooks if h is not None]
         self.events: list[Event] = []
+        self.redactor = redactor or default_redactor()
 
     async def append(self, event: Event) -> None:
         await self.append_many([event])
 
     async def append_many(self, events: Sequence[Event]) -> None:
+        events = self.redactor.redact_events(events)
         await self.store.append_many(events)
         self.events.extend(events)
         for hook in self.hooks:
@@ -65,8 +78,12 @@ async def execute_attempt(
     home: Path,
     hooks: Sequence[EventHook] = (),
     preamble: Sequence[Event] = (),
+    policy: Policy | None = None,
+    approved: Iterable[str] = (),
 ) -> AttemptOutput:
-    """`preamble`: events recorded before the loop's own (a routing decision), seq 0..k-1."""
+    """`preamble`: events recorded before the loop's own (a routing decision), seq 0..k-1.
+    `policy`: the built-in rules plus `home/policy.yaml` when not given; `approved`: keys
+    of actions a human approved (passed in when an approved attempt is resumed)."""
     sink = Sink(store, hooks)
     diff = ""
     if preamble:
@@ -79,7 +96,13 @@ async def execute_attempt(
                 attempt_id=attempt_id,
                 model=model,
                 sandbox=box,
-                tools=Toolbox(default_tools(bash_timeout=config.limits.command_timeout_s)),
+                tools=PolicyGuard(
+                    Toolbox(default_tools(bash_timeout=config.limits.command_timeout_s)),
+                    policy or load_policy(home / "policy.yaml"),
+                    approved=approved,
+                    audit=AuditService(store),
+                    attempt_id=attempt_id,
+                ),
                 sink=sink,
                 config=config,
                 start_seq=len(preamble),

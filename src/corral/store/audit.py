@@ -108,5 +108,6 @@ async def _row(conn: AsyncConnection, e: AuditEntry) -> dict[str, Any]:
         task_id = await conn.scalar(
             sa.select(attempts.c.task_id).where(attempts.c.id == e.attempt_id)
         )
+    detail = json.dumps(e.detail, default=str, sort_keys=True)
     return {"at": e.at, "attempt_id": e.attempt_id, "task_id": task_id, "who": e.who[:200],
-            "kind": e.kind, "detail": json.dumps(e.detail, default=str, sort_keys=True)}  # fmt: skip
+            "kind": e.kind, "detail": detail}  # fmt: skip

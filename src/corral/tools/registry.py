@@ -14,6 +14,7 @@ from corral.domain import SandboxCrashed, SandboxError, ToolCall, ToolError, Too
 from corral.ports import Sandbox, Tool
 from corral.tools.base import error_result
 from corral.tools.bash import BashTool
+from corral.tools.browse import BrowseTool
 from corral.tools.control import EscalateTool, FinishTool, ThinkTool
 from corral.tools.editor import EditorTool
 from corral.tools.search import SearchTool
@@ -25,8 +26,8 @@ MAX_OUTPUT_CHARS = 50_000
 
 
 def default_tools(*, bash_timeout: float = 120.0) -> list[Tool]:
-    """Fresh instances of bash, editor, search, think, finish and escalate (one set per
-    attempt: the editor keeps its undo history in its instance)."""
+    """Fresh instances of bash, editor, search, think, finish, escalate and browse (one
+    set per attempt: the editor keeps its undo history in its instance)."""
     return [
         BashTool(default_timeout=bash_timeout),
         EditorTool(),
@@ -34,6 +35,7 @@ def default_tools(*, bash_timeout: float = 120.0) -> list[Tool]:
         ThinkTool(),
         FinishTool(),
         EscalateTool(),
+        BrowseTool(),
     ]
 
 

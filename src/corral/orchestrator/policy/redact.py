@@ -1,0 +1,168 @@
+"""Secret redaction for everything corral stores or logs.
+
+Two nets: known values (every host environment variable whose name looks like a key,
+token, secret or password, plus values registered by config) and common token shapes
+(OpenAI/Anthropic-style `sk-…`, GitHub `ghp_…`/`github_pat_…`, Slack `xox?-…`, AWS
+`AKIA…`, PEM private keys, JWTs). Matches become `[REDACTED:<kind>]`. Events are
+redacted field by field (after JSON decoding), so escaping cannot hide a value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from corral.domain import EVENT_ADAPTER, Event
+
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE", re.I)
+MIN_SECRET_LEN = 8
+
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (kind, re.compile(rx))
+    for kind, rx in (
+        ("private_key", r"-----BEGIN[A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END[A-Z0-9 ]*"
+                        r"PRIVATE KEY-----|\Z)"),
+        ("github_pat", r"\bgithub_pat_[A-Za-z0-9_]{20,}"),
+        ("github_token", r"\bgh[pousr]_[A-Za-z0-9]{30,}"),
+        ("slack_token", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
+        ("aws_access_key", r"\b(?:AKIA|ASIA)[0-9A-Z]{16}\b"),
+        ("api_key", r"\bsk-[A-Za-z0-9][A-Za-z0-9_\-]{19,}"),
+        ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    )
+)  # fmt: skip
+
+
+def looks_secret(name: str, value: str) -> bool:
+    """An env var worth redacting: a secret-sounding name and a value long enough to
+    be one (paths such as SSH_AUTH_SOCK are not secrets)."""
+    return (
+        bool(SECRET_NAME.search(name))
+        and len(value) >= MIN_SECRET_LEN
+        and not value.startswith("/")
+        and value.lower() not in {"true", "false", "none", "null"}
+    )
+
+
+class Redactor:
+    """Replaces known secret values and token shapes in text and in events."""
+
+    def __init__(self, values: Mapping[str, str] | None = None) -> None:
+        self._values: dict[str, str] = {}  # value -> kind
+        self._value_rx: re.Pattern[str] | None = None
+        self._lock = threading.Lock()
+        for value, kind in (values or {}).items():
+            self.add(value, kind)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Redactor:
+        env = os.environ if env is None else env
+        return cls({v: f"env:{k}" for k, v in env.items() if looks_secret(k, v)})
+
+    def add(self, value: str, kind: str = "config") -> None:
+        """Register a secret value (e.g. a token read from a config file)."""
+        if len(value) < MIN_SECRET_LEN:
+            return
+        with self._lock:
+            self._values[value] = kind
+            alternatives = sorted(self._values, key=len, reverse=True)
+            self._value_rx = re.compile("|".join(re.escape(v) for v in alternatives))
+
+    def redact(self, text: str) -> str:
+        if not text:
+            return text
+        rx = self._value_rx
+        if rx is not None:
+            text = rx.sub(lambda m: f"[REDACTED:{self._values.get(m[0], 'secret')}]", text)
+        for kind, pattern in PATTERNS:
+            text = pattern.sub(f"[REDACTED:{kind}]", text)
+        return text
+
+    def redact_obj(self, obj: Any) -> Any:
+        """The same structure with every string redacted (dict keys included)."""
+        if isinstance(obj, str):
+            return self.redact(obj)
+        if isinstance(obj, dict):
+            return {self.redact(str(k)): self.redact_obj(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [self.redact_obj(v) for v in obj]
+        return obj
+
+    def redact_event(self, event: Event) -> Event:
+        """The event with secrets replaced; the same object when there was nothing to hide."""
+        data = event.model_dump(mode="json")
+        clean = self.redact_obj(data)
+        if clean == data:
+            return event
+        return EVENT_ADAPTER.validate_python(clean)
+
+    def redact_events(self, events: Iterable[Event]) -> list[Event]:
+        return [self.redact_event(e) for e in events]
+
+
+_DEFAULT: Redactor | None = None
+
+
+def default_redactor() -> Redactor:
+    """The process-wide redactor: host env secrets, plus whatever config registered."""
+    global _DEFAULT
+    if _DEFAULT is None:
+        _DEFAULT = Redactor.from_env()
+    return _DEFAULT
+
+
+def register_secret(value: str, kind: str = "config") -> None:
+    default_redactor().add(value, kind)
+
+
+class RedactingFilter(logging.Filter):
+    """Redacts a log record's rendered message and traceback before any handler sees it."""
+
+    def __init__(self, redactor: Redactor | None = None) -> None:
+        super().__init__()
+        self._redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        r = self._redactor or default_redactor()
+        try:
+            message = record.getMessage()
+        except Exception:  # a bad format string: keep the raw parts, redacted
+            message = f"{record.msg} {record.args}"
+        record.msg, record.args = r.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = r.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = r.redact(record.stack_info)
+        return True
+
+
+_INSTALLED = False
+
+
+def install_log_redaction(redactor: Redactor | None = None) -> None:
+    """Redact every log record of this process, whatever handlers exist now or later.
+
+    The filter runs in the record factory (so records are clean before any logger,
+    handler or propagation sees them) and is also attached to the root's handlers.
+    """
+    global _INSTALLED
+    filt = RedactingFilter(redactor)
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(filt)
+    if _INSTALLED:
+        return
+    _INSTALLED = True
+    make = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = make(*args, **kwargs)
+        filt.filter(record)
+        return record
+
+    logging.setLogRecordFactory(factory)

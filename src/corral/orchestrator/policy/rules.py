@@ -1,0 +1,182 @@
+"""Risk rules for agent actions: allow, deny, or require a human's approval.
+
+An action is one tool call. Its *text* is what rules read: the command for `bash`, the
+path for file tools, `tool {json args}` otherwise. A rule matches when every condition
+it gives holds (tool name, a regex over the text, globs over the `path` argument,
+regexes over named arguments). The strictest matching rule decides (deny, then
+require_approval, then allow); no match allows. An override file (per installation,
+campaign or task) replaces built-in rules by name, adds its own, or `disable`s some —
+relaxing a rule means redefining it, so nothing is loosened by accident.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import Field, ValidationError, field_validator
+
+from corral.domain import ConfigError, Frozen
+
+
+class Decision(StrEnum):
+    allow = "allow"
+    require_approval = "require_approval"
+    deny = "deny"
+
+
+_SEVERITY = {Decision.allow: 0, Decision.require_approval: 1, Decision.deny: 2}
+
+
+class Rule(Frozen):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.\-]+$")
+    decision: Decision
+    tools: tuple[str, ...] = ()  # empty: any tool
+    command: str | None = None  # regex searched in the action text
+    paths: tuple[str, ...] = ()  # globs for the `path` argument (workspace-relative)
+    args: dict[str, str] = Field(default_factory=dict)  # argument name -> regex
+    reason: str = ""
+
+    @field_validator("command")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as e:
+                raise ValueError(f"bad regex {value!r}: {e}") from None
+        return value
+
+    def matches(self, tool: str, args: Mapping[str, Any], text: str) -> bool:
+        if self.tools and tool not in self.tools:
+            return False
+        if self.command is not None and not re.search(self.command, text, re.S):
+            return False
+        if self.paths:
+            path = _rel(args.get("path"))
+            if path is None or not any(_glob(path, g) for g in self.paths):
+                return False
+        for name, rx in self.args.items():
+            value = args.get(name)
+            if value is None or not re.search(rx, str(value)):
+                return False
+        return bool(self.tools or self.command or self.paths or self.args)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: Decision
+    rule: Rule | None
+    action: str  # a short description of the action (what a reviewer reads)
+
+    @property
+    def rule_name(self) -> str:
+        return self.rule.name if self.rule else "default"
+
+
+def action_text(tool: str, args: Mapping[str, Any]) -> str:
+    if tool == "bash":
+        return str(args.get("command", ""))
+    if "path" in args and "command" in args:
+        return f"{tool} {args['command']} {args['path']}"
+    return f"{tool} {json.dumps(dict(args), sort_keys=True, default=str)}"
+
+
+def action_key(tool: str, args: Mapping[str, Any]) -> str:
+    """A stable id for one exact action: pre-approving it lets a resumed attempt run it."""
+    blob = json.dumps({"tool": tool, "args": dict(args)}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:32]
+
+
+def _rel(path: Any) -> str | None:
+    if not isinstance(path, str) or not path.strip():
+        return None
+    p = path.strip()
+    for prefix in ("/workspace/", "./"):
+        while p.startswith(prefix):
+            p = p[len(prefix) :]
+    return p
+
+
+def _glob(path: str, pattern: str) -> bool:
+    """fnmatch, where a pattern without a slash also matches the file name anywhere."""
+    return fnmatch.fnmatch(path, pattern) or (
+        "/" not in pattern and fnmatch.fnmatch(path.rsplit("/", 1)[-1], pattern)
+    )
+
+
+class Policy:
+    """An ordered, named set of rules."""
+
+    def __init__(self, rules: list[Rule] | tuple[Rule, ...]) -> None:
+        self.rules: dict[str, Rule] = {}
+        for rule in rules:
+            self.rules[rule.name] = rule
+
+    @classmethod
+    def builtin(cls) -> Policy:
+        from corral.orchestrator.policy.builtin import BUILTIN_RULES
+
+        return cls.from_yaml(BUILTIN_RULES, source="built-in rules")
+
+    @classmethod
+    def from_yaml(cls, text: str, *, source: str = "policy", base: Policy | None = None) -> Policy:
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{source}: invalid YAML: {str(e).splitlines()[0]}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{source}: expected a mapping with `rules:` and/or `disable:`")
+        unknown = set(data) - {"rules", "disable"}
+        if unknown:
+            raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; use rules, disable")
+        rules = dict(base.rules) if base else {}
+        for name in data.get("disable") or []:
+            if name not in rules:
+                raise ConfigError(f"{source}: cannot disable unknown rule {name!r}")
+            del rules[name]
+        for i, raw in enumerate(data.get("rules") or []):
+            try:
+                rule = Rule.model_validate(raw)
+            except ValidationError as e:
+                err = e.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                raise ConfigError(f"{source}: rule #{i + 1}: {where}: {err['msg']}") from None
+            rules[rule.name] = rule
+        return cls(list(rules.values()))
+
+    def with_overrides(self, path: Path) -> Policy:
+        """This policy with an override file applied (rules by name, `disable`)."""
+        try:
+            text = path.read_text()
+        except OSError as e:
+            raise ConfigError(f"cannot read policy file {path}: {e.strerror}") from None
+        return Policy.from_yaml(text, source=str(path), base=self)
+
+    def evaluate(self, tool: str, args: Mapping[str, Any]) -> Verdict:
+        text = action_text(tool, args)
+        best: Rule | None = None
+        for rule in self.rules.values():
+            if rule.matches(tool, args, text) and (
+                best is None or _SEVERITY[rule.decision] > _SEVERITY[best.decision]
+            ):
+                best = rule
+        short = text if len(text) <= 300 else text[:297] + "..."
+        return Verdict(best.decision if best else Decision.allow, best, short)
+
+
+def load_policy(*overrides: Path | None) -> Policy:
+    """The built-in rules with each existing override file applied in order."""
+    policy = Policy.builtin()
+    for path in overrides:
+        if path is not None and path.exists():
+            policy = policy.with_overrides(path)
+    return policy
