@@ -31,13 +31,17 @@ class Server:
 def _handler(server: Server) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            server.seen.append({"path": self.path, **{k.lower(): v for k, v in self.headers.items()}})
+            server.seen.append(
+                {"path": self.path, **{k.lower(): v for k, v in self.headers.items()}}
+            )
             if self.path == "/big":
                 body, kind = BIG, "application/octet-stream"
             elif self.path == "/docs":
-                body = (b"<html><head><title>Guide</title><style>.x{}</style></head><body>"
-                        b"<h1>Install</h1><p>Run   the <code>setup</code> step.</p><script>evil()</script>"
-                        b"<ul><li>one</li><li>two</li></ul><pre>pip install x\n  --flag</pre></body></html>")
+                body = (
+                    b"<html><head><title>Guide</title><style>.x{}</style></head><body>"
+                    b"<h1>Install</h1><p>Run   the <code>setup</code> step.</p><script>evil()</script>"
+                    b"<ul><li>one</li><li>two</li></ul><pre>pip install x\n  --flag</pre></body></html>"
+                )
                 kind = "text/html; charset=utf-8"
             else:
                 body, kind = b"hello from the allowed host\n", "text/plain"

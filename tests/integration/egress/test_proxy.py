@@ -71,7 +71,11 @@ async def test_allowed_plain_http_gets_credentials_the_client_never_sees(
         (True, "GET http://other.test:{port}/ HTTP/1.1", "not on this task's egress allowlist"),
         (True, "GET http://mirror.test:{port}/ HTTP/1.1", "not on this task's egress allowlist"),
         (True, "GET http://badmirror.test:{port}/ HTTP/1.1", "not on this task's egress allowlist"),
-        (True, "GET http://nowhere.invalid:{port}/ HTTP/1.1", "not on this task's egress allowlist"),
+        (
+            True,
+            "GET http://nowhere.invalid:{port}/ HTTP/1.1",
+            "not on this task's egress allowlist",
+        ),
     ],
 )
 async def test_denials(

@@ -112,7 +112,9 @@ async def test_policy_in_the_fleet_denies_asks_and_audits(store: Store, tmp_path
     assert approval["detail"]["decision"] == "approved"
     assert approval["attempt_id"] == review.attempt_id
     assert {"policy", "approval"} <= {x["kind"] for x in lines}
-    assert all({"id", "at", "attempt_id", "task_id", "who", "kind", "detail"} <= set(x) for x in lines)
+    assert all(
+        {"id", "at", "attempt_id", "task_id", "who", "kind", "detail"} <= set(x) for x in lines
+    )
     one = await cli("audit", "export", "--attempt", attempt["id"])
     assert [json.loads(x)["detail"]["rule"] for x in one.stdout.splitlines()] == ["pipe-to-shell"]
     later = await cli("audit", "export", "--since", "2999-01-01")

@@ -48,12 +48,17 @@ def test_builtin_rules_classify_bash(command: str, decision: Decision, rule: str
     ("args", "decision"),
     [
         ({"command": "create", "path": ".github/workflows/ci.yml", "content": "x"}, R),
-        ({"command": "str_replace", "path": "/workspace/.gitlab-ci.yml", "old": "a", "new": "b"}, R),
+        (
+            {"command": "str_replace", "path": "/workspace/.gitlab-ci.yml", "old": "a", "new": "b"},
+            R,
+        ),
         ({"command": "view", "path": ".github/workflows/ci.yml"}, A),
         ({"command": "create", "path": "src/app.py", "content": "x"}, A),
     ],
 )
-def test_ci_files_through_the_editor_need_approval(args: dict[str, Any], decision: Decision) -> None:
+def test_ci_files_through_the_editor_need_approval(
+    args: dict[str, Any], decision: Decision
+) -> None:
     assert BUILTIN.evaluate("editor", args).decision is decision
 
 

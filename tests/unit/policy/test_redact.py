@@ -38,7 +38,9 @@ def test_env_secrets_by_name_and_registered_values() -> None:
     r = Redactor.from_env(env)
     r.add("config-value-xyz-123", "config")
     r.add("short")  # too short to be a secret: ignored
-    out = r.redact("k=custom-format-key-9f8e7d p=hunter2hunter2 c=config-value-xyz-123 home=/root short")
+    out = r.redact(
+        "k=custom-format-key-9f8e7d p=hunter2hunter2 c=config-value-xyz-123 home=/root short"
+    )
     assert out == ("k=[REDACTED:env:OPENAI_API_KEY] p=[REDACTED:env:DB_PASSWORD] "
                    "c=[REDACTED:config] home=/root short")  # fmt: skip
 
@@ -56,7 +58,9 @@ def test_events_are_redacted_field_by_field() -> None:
 
 def test_log_filter_redacts_messages_args_and_tracebacks() -> None:
     r = Redactor({"pw-0123456789": "env:PW"})
-    rec = logging.LogRecord("x", logging.ERROR, __file__, 1, "login with %s", ("pw-0123456789",), None)
+    rec = logging.LogRecord(
+        "x", logging.ERROR, __file__, 1, "login with %s", ("pw-0123456789",), None
+    )
     try:
         raise ValueError(SHAPES["aws_access_key"])
     except ValueError:

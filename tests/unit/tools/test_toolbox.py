@@ -18,7 +18,15 @@ async def test_default_tools_fit_the_protocol_and_have_specs() -> None:
     tools = default_tools(bash_timeout=5)
     assert all(isinstance(t, Tool) for t in tools)
     specs = Toolbox(tools).specs()
-    assert [s.name for s in specs] == ["bash", "editor", "search", "think", "finish", "escalate", "browse"]
+    assert [s.name for s in specs] == [
+        "bash",
+        "editor",
+        "search",
+        "think",
+        "finish",
+        "escalate",
+        "browse",
+    ]
     editor = specs[1].parameters
     assert editor["required"] == ["command", "path"]
     assert editor["properties"]["command"]["enum"][0] == "view"
