@@ -114,6 +114,7 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
             "wall_s",
             "ideal_s",
             "wall_over_ideal",
+            "sched_delay_samples",
             "steps_per_s",
             "sched_delay_p50_ms",
             "sched_delay_p99_ms",
