@@ -46,7 +46,7 @@ ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     _T.ready: frozenset({_T.running, _T.cancelled, _T.failed}),
     _T.running: frozenset({_T.succeeded, _T.failed, _T.needs_review, _T.ready, _T.cancelled}),
     _T.needs_review: frozenset({_T.approved, _T.rejected, _T.cancelled}),
-    _T.approved: frozenset({_T.succeeded, _T.failed}),
+    _T.approved: frozenset({_T.succeeded, _T.failed, _T.ready}),  # ready: resume it
     _T.succeeded: frozenset(),
     _T.failed: frozenset({_T.ready}),  # `corral retry` re-opens a failed task
     _T.rejected: frozenset(),

@@ -205,6 +205,10 @@ class ScriptedModel:
     def remaining(self) -> int:
         return len(self.turns) - self._next
 
+    def skip_turns(self, n: int) -> None:
+        """A resumed attempt replays its first `n` turns from the log: carry on after them."""
+        self._next = min(self._next + n, len(self.turns))
+
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
         # Claim the turn before any await so concurrent callers never share one.
         index = self._next

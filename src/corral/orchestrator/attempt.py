@@ -30,9 +30,11 @@ from corral.domain import (
 )
 from corral.domain.events import utcnow
 from corral.gateway import RouteDecision
+from corral.models.resume import ResumeModel
 from corral.orchestrator.delivery import deliver
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.models import FleetModels
+from corral.orchestrator.resume import recorded_turns
 from corral.orchestrator.retry import classify
 from corral.orchestrator.settings import WorkerSettings
 from corral.sandbox import SandboxLimits, open_sandbox
@@ -109,6 +111,9 @@ class _Runner:
             model, decision = await self.models.for_attempt(
                 self.task, self.campaign, self.lease, repo_files=None
             )
+            resume_from = (self.task.result or {}).get("resume_from")
+            if resume_from:
+                model = ResumeModel(await recorded_turns(self.store, resume_from), model)
             box = open_sandbox(
                 spec.sandbox,
                 Path(spec.repo),
@@ -134,6 +139,7 @@ class _Runner:
                 attempt_id=self.lease.attempt_id, task=spec.instructions, repo=Path(spec.repo),
                 model=model, box=box, config=config, store=self.store,
                 home=self.settings.home, hooks=hooks, preamble=self._preamble(decision),
+                approved=(self.task.result or {}).get("approved", ()),
             )
         )  # fmt: skip
         guard = asyncio.create_task(self._guard(main))

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
 
-from corral.domain import ErrorKind, Event, RunStatus, TaskState
+from corral.domain import CorralError, ErrorKind, Event, RunStatus, TaskState
 from corral.domain.events import utcnow
 from corral.orchestrator.attempt import AttemptJob
 from corral.orchestrator.delivery import deliver
@@ -23,6 +24,7 @@ from corral.orchestrator.execute import EventHook
 from corral.orchestrator.executor import Executor, LocalExecutor
 from corral.orchestrator.metrics import FleetMetrics
 from corral.orchestrator.models import FleetModels
+from corral.orchestrator.resume import paused_action
 from corral.orchestrator.scheduler import Snapshot, pick
 from corral.orchestrator.settings import WorkerSettings, worker_identity
 from corral.store import CampaignRow, Store
@@ -76,9 +78,14 @@ class Worker:
     async def run(self, *, until_done: bool = False, stop: asyncio.Event | None = None) -> None:
         try:
             while not (stop and stop.is_set()):
-                await self.tick()
-                if until_done and self.campaign_id and await self._campaign_done():
-                    break
+                try:
+                    await self.tick()
+                    if until_done and self.campaign_id and await self._campaign_done():
+                        break
+                except CorralError as e:  # a store outage past its retries: wait, go on
+                    log.warning("worker tick failed, carrying on: %s", e)
+                    await asyncio.sleep(self.settings.poll_s)
+                    continue
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.settings.poll_s)
@@ -168,6 +175,7 @@ class Worker:
         return dead
 
     async def _deliver_approved(self) -> None:
+        """Approved reviews: deliver the work, or resume an attempt paused for an action."""
         for task in await self.store.tasks(campaign_id=self.campaign_id, states=[T.approved]):
             reviews = [
                 r for r in await self.store.reviews(state="approved") if r.task_id == task.id
@@ -175,6 +183,14 @@ class Worker:
             if not reviews:
                 continue
             r = reviews[-1]
+            paused = await paused_action(self.store, r.attempt_id)
+            if paused is not None:
+                keys = [*(task.result or {}).get("approved", []), paused]
+                await self.store.move_task(
+                    task.id, [T.approved], T.ready,
+                    result=json.dumps({"resume_from": r.attempt_id, "approved": keys}),
+                )  # fmt: skip
+                continue
             await deliver(
                 self.store, task, attempt_id=r.attempt_id, diff=r.diff, home=self.settings.home
             )

@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from corral.domain import StoreError
 
@@ -19,7 +20,7 @@ OUTAGE_S = 60.0  # how long a store may be unreachable before callers see StoreE
 
 
 def transient(exc: BaseException) -> bool:
-    if isinstance(exc, OperationalError):
+    if isinstance(exc, OperationalError | PoolTimeout):
         return True
     return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
 
@@ -30,7 +31,7 @@ async def with_retry(op: Callable[[], Awaitable[T]], what: str) -> T:
     while True:
         try:
             return await op()
-        except (OperationalError, DBAPIError) as e:
+        except (OperationalError, DBAPIError, PoolTimeout) as e:
             if not transient(e) or time.monotonic() > deadline:
                 raise StoreError(f"store failed during {what}: {e.__class__.__name__}") from e
             log.warning("store unavailable during %s, retrying: %s", what, e.__class__.__name__)

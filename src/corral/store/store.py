@@ -75,7 +75,15 @@ class Store(SchedulingOps):
     async def open(cls, url: str | None = None, *, home: Path = Path(".corral")) -> Store:
         """Connect, migrate to the newest schema, and start the event writer."""
         full = database_url(url, home)
-        engine = create_async_engine(full, pool_pre_ping=not full.startswith("sqlite"))
+        # A fleet runs hundreds of attempts on one engine: a wide pool, and waiting for a
+        # connection is slow, not broken (it is retried, never a crash).
+        engine = create_async_engine(
+            full,
+            pool_pre_ping=not full.startswith("sqlite"),
+            pool_size=10,
+            max_overflow=40,
+            pool_timeout=120,
+        )
         # Event appends and migrations go through a sync engine on their own thread.
         sync_engine = sa.create_engine(full.replace("+aiosqlite", ""), pool_pre_ping=True)
         if full.startswith("sqlite"):

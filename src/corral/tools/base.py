@@ -7,6 +7,8 @@ was expected; the model reads that line and can correct itself.
 
 from __future__ import annotations
 
+import copy
+import functools
 import posixpath
 import shlex
 from collections.abc import Mapping
@@ -102,7 +104,13 @@ def _clean(node: Any) -> Any:
 
 
 def json_schema(model: type[Args]) -> dict[str, Any]:
-    """The JSON schema a model sees for these arguments."""
+    """The JSON schema a model sees for these arguments (a fresh copy each call)."""
+    return copy.deepcopy(_schema(model))
+
+
+@functools.cache
+def _schema(model: type[Args]) -> dict[str, Any]:
+    # Built once per class: every attempt builds its tools, and schema generation is costly.
     schema: dict[str, Any] = _clean(model.model_json_schema())
     schema.setdefault("properties", {})
     schema["additionalProperties"] = False

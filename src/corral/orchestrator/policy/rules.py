@@ -12,6 +12,7 @@ relaxing a rule means redefining it, so nothing is loosened by accident.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import json
 import re
@@ -123,9 +124,9 @@ class Policy:
 
     @classmethod
     def builtin(cls) -> Policy:
-        from corral.orchestrator.policy.builtin import BUILTIN_RULES
-
-        return cls.from_yaml(BUILTIN_RULES, source="built-in rules")
+        """Parsed once per process: every attempt starts from it, and it is never mutated
+        (overrides build a new Policy)."""
+        return _builtin()
 
     @classmethod
     def from_yaml(cls, text: str, *, source: str = "policy", base: Policy | None = None) -> Policy:
@@ -171,6 +172,13 @@ class Policy:
                 best = rule
         short = text if len(text) <= 300 else text[:297] + "..."
         return Verdict(best.decision if best else Decision.allow, best, short)
+
+
+@functools.cache
+def _builtin() -> Policy:
+    from corral.orchestrator.policy.builtin import BUILTIN_RULES
+
+    return Policy.from_yaml(BUILTIN_RULES, source="built-in rules")
 
 
 def load_policy(*overrides: Path | None) -> Policy:
