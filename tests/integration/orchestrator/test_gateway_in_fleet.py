@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import yaml
+from tests.integration.orchestrator.conftest import make_repo
 
 from corral.domain import RouteDecided
 from corral.gateway import Deployment, Gateway, GatewayConfig, Price, RouteRule
@@ -14,7 +15,6 @@ from corral.orchestrator.models import FleetModels
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
 from corral.testing import FakeProvider
-from tests.integration.orchestrator.conftest import make_repo
 
 
 def _file(tmp_path: Path, tasks: list[dict[str, object]], **top: object) -> Path:

@@ -8,11 +8,12 @@ import asyncio
 import json
 from pathlib import Path
 
+from tests.integration.orchestrator.conftest import campaign_file, make_repo
+
 from corral.domain import ActionTaken, ModelCalled, Observed, TaskState
 from corral.orchestrator.campaigns import create_from_file, run_campaign
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
-from tests.integration.orchestrator.conftest import campaign_file, make_repo
 
 TURNS = [
     {"tool_calls": [{"tool": "bash", "args": {"command": "echo hello > note.txt"}}]},
@@ -53,5 +54,6 @@ async def test_approval_resumes_the_attempt_where_it_stopped(tmp_path: Path) -> 
     # replayed turns cost nothing and the script carried on at its third turn
     calls = [e for e in events if isinstance(e, ModelCalled)]
     assert len(calls) == 3 and all(c.completion.cost_usd == 0 for c in calls)
-    assert "note.txt" in (second["patch_path"] and Path(second["patch_path"]).read_text())
+    patch = await asyncio.to_thread(Path(second["patch_path"]).read_text)
+    assert "note.txt" in patch
     await store.close()
