@@ -32,12 +32,14 @@ from corral.domain.events import utcnow
 from corral.gateway import RouteDecision
 from corral.models.resume import ResumeModel
 from corral.orchestrator.delivery import deliver
+from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.models import FleetModels
 from corral.orchestrator.resume import recorded_turns
 from corral.orchestrator.retry import classify
 from corral.orchestrator.settings import WorkerSettings
 from corral.sandbox import SandboxLimits, open_sandbox
+from corral.sandbox.egress import EgressChannel
 from corral.store import CampaignRow, Lease, Store, TaskRow
 
 log = logging.getLogger(__name__)
@@ -65,13 +67,16 @@ async def run_job(
     settings: WorkerSettings,
     on_event: EventHook | None = None,
     models: FleetModels | None = None,
+    egress: FleetEgress | None = None,
 ) -> None:
     task = await store.get_task(job.task_id)
     campaign = await store.get_campaign(job.campaign_id)
     if campaign is None:
         return
     fleet_models = models or FleetModels(env=settings.env)
-    runner = _Runner(store, job.lease, task, campaign, settings, on_event, fleet_models)
+    runner = _Runner(
+        store, job.lease, task, campaign, settings, on_event, fleet_models, egress or FleetEgress()
+    )
     try:
         await runner.run()
     finally:
@@ -89,9 +94,12 @@ class _Runner:
         settings: WorkerSettings,
         on_event: EventHook | None,
         models: FleetModels,
+        egress: FleetEgress,
     ) -> None:
         self.store, self.lease, self.task, self.campaign = store, lease, task, campaign
         self.models = models
+        self.egress = egress
+        self.channel: EgressChannel | None = None
         self.settings = settings
         self.on_event = on_event
         self.last_progress = time.monotonic()
@@ -114,13 +122,17 @@ class _Runner:
             resume_from = (self.task.result or {}).get("resume_from")
             if resume_from:
                 model = ResumeModel(await recorded_turns(self.store, resume_from), model)
+            self.channel = await self.egress.channel_for(self.task, self.lease.attempt_id)
             box = open_sandbox(
                 spec.sandbox,
                 Path(spec.repo),
                 limits=SandboxLimits(default_timeout=spec.command_timeout_s),
                 unsafe_local=_unsafe_local(self.campaign),
+                attempt_id=self.lease.attempt_id,
+                egress=self.channel,
             )
         except CorralError as e:
+            await self._close_channel()
             await self._finish_failed(f"{e.__class__.__name__}: {e}", ErrorKind.final)
             return
         config = AgentConfig(
@@ -157,6 +169,7 @@ class _Runner:
             )
             return
         finally:
+            await self._close_channel()
             guard.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await guard
@@ -165,6 +178,11 @@ class _Runner:
                 with contextlib.suppress(Exception):
                     await close()
         await self._settle(out.outcome, out.diff, out.patch_path)
+
+    async def _close_channel(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+            self.channel = None
 
     def _preamble(self, decision: RouteDecision | None) -> list[Event]:
         if decision is None:

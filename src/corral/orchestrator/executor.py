@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from corral.orchestrator.attempt import AttemptJob, run_job
+from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook
 from corral.orchestrator.models import FleetModels
 from corral.orchestrator.settings import WorkerSettings
@@ -41,7 +42,9 @@ class LocalExecutor:
         on_done: Callable[[], None] | None = None,
         on_event: EventHook | None = None,
         models: FleetModels | None = None,
+        egress: FleetEgress | None = None,
     ) -> None:
+        self.egress = egress
         self.store = store
         self.settings = settings
         self.on_done = on_done
@@ -59,7 +62,7 @@ class LocalExecutor:
 
     async def _run(self, job: AttemptJob) -> None:
         try:
-            await run_job(self.store, job, self.settings, self.on_event, self.models)
+            await run_job(self.store, job, self.settings, self.on_event, self.models, self.egress)
         except asyncio.CancelledError:
             raise
         except Exception:

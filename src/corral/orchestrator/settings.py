@@ -34,6 +34,8 @@ class WorkerSettings(Frozen):
     retry: Mapping[str, RetryPolicy] = Field(default_factory=dict)
     home: Path = Path(".corral")
     env: Mapping[str, str] | None = None
+    # Egress profiles (YAML) that tasks name with `profile:`; default: HOME/egress.yaml.
+    egress_profiles: Path | None = None
     team_caps: Mapping[str, int] = Field(default_factory=dict)
     team_weights: Mapping[str, float] = Field(default_factory=dict)
 

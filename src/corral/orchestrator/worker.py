@@ -20,6 +20,7 @@ from corral.domain import CorralError, ErrorKind, Event, RunStatus, TaskState
 from corral.domain.events import utcnow
 from corral.orchestrator.attempt import AttemptJob
 from corral.orchestrator.delivery import deliver
+from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook
 from corral.orchestrator.executor import Executor, LocalExecutor
 from corral.orchestrator.metrics import FleetMetrics
@@ -48,6 +49,10 @@ class Worker:
         self.store = store
         self._own_models = models is None
         self.models = models or FleetModels(env=(settings or WorkerSettings()).env)
+        s = settings or WorkerSettings()
+        self.egress = FleetEgress.from_file(
+            s.egress_profiles or s.home / "egress.yaml", store, s.env
+        )
         self.metrics = metrics
         if metrics is not None:
             user_hook = on_event
@@ -66,8 +71,9 @@ class Worker:
         self._dirty = True  # something ended: dependencies may have been met
         self._next_housekeeping = 0.0
         self.executor = executor or LocalExecutor(
-            store, self.settings, on_done=self.wake, on_event=on_event, models=self.models
-        )
+            store, self.settings, on_done=self.wake, on_event=on_event, models=self.models,
+            egress=self.egress,
+        )  # fmt: skip
         self.started = 0
 
     def wake(self) -> None:
@@ -93,6 +99,7 @@ class Worker:
                 await asyncio.sleep(0.002)
         finally:
             await self.executor.shutdown(cancel=True)
+            await self.egress.close()
             if self._own_models:
                 await self.models.aclose()
 

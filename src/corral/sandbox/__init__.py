@@ -13,6 +13,7 @@ from corral.domain import ConfigError
 from corral.sandbox.base import BaseSandbox
 from corral.sandbox.bwrap import BwrapSandbox
 from corral.sandbox.docker import DockerSandbox
+from corral.sandbox.egress import EgressChannel
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.local import LocalSandbox
 from corral.sandbox.pool import SandboxPool
@@ -31,13 +32,16 @@ def open_sandbox(
     limits: SandboxLimits | None = None,
     unsafe_local: bool = False,
     attempt_id: str | None = None,
+    egress: EgressChannel | None = None,
 ) -> BaseSandbox:
     """A sandbox of `kind` over a private copy of `repo`, not yet started.
 
     Starting it takes a booted one from an open `SandboxPool` of the same kind, if any.
     """
+    if egress is not None and kind != "bwrap":
+        raise ConfigError(f"network profiles need the bwrap sandbox; {kind!r} has no egress")
     if kind == "bwrap":
-        return BwrapSandbox(repo, limits=limits, attempt_id=attempt_id)
+        return BwrapSandbox(repo, limits=limits, attempt_id=attempt_id, egress=egress)
     if kind == "docker":
         return DockerSandbox(repo, limits=limits, attempt_id=attempt_id)
     if kind == "local":
