@@ -11,13 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.integration.orchestrator.conftest import campaign_file, make_repo
 
 from corral.domain import Observed
 from corral.orchestrator.campaigns import create_from_file, run_campaign
 from corral.orchestrator.policy.audit import AuditStore
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
-from tests.integration.orchestrator.conftest import campaign_file, make_repo
 
 
 @pytest.fixture
