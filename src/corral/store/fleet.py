@@ -14,7 +14,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.domain import (
     TERMINAL,
@@ -52,11 +52,9 @@ class FleetOps:
     writer: StoreWriter  # group commit for the hot writes (claim, heartbeat, finish)
 
     async def _tx(self, what: str, fn: Any) -> Any:
-        async def run() -> Any:
-            async with self.engine.begin() as conn:
-                return await fn(conn)
-
-        return await with_retry(run, what)
+        """Every write goes through the one writer thread: on SQLite, writers in one process
+        never queue for the file lock, and bursts share a commit."""
+        return await self.writer.run(fn)
 
     # -- campaigns -------------------------------------------------------------------------
 
@@ -65,8 +63,8 @@ class FleetOps:
         now = utcnow()
         deadline = now + timedelta(seconds=spec.timeout_s) if spec.timeout_s else None
 
-        async def go(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def go(conn: sa.Connection) -> None:
+            conn.execute(
                 campaigns.insert().values(
                     id=cid, name=spec.name, team=spec.team, concurrency=spec.concurrency,
                     weight=spec.weight, budget_usd=spec.budget_usd, deadline_at=deadline,
@@ -84,7 +82,7 @@ class FleetOps:
                 }
                 for t in spec.tasks
             ]  # fmt: skip
-            await conn.execute(tasks.insert(), rows)
+            conn.execute(tasks.insert(), rows)
 
         try:
             await self._tx("create campaign", go)
@@ -124,8 +122,8 @@ class FleetOps:
             return [campaign_row(r._mapping) for r in rows]
 
     async def set_campaign_state(self, campaign_id: str, state: str) -> None:
-        async def go(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def go(conn: sa.Connection) -> None:
+            conn.execute(
                 campaigns.update()
                 .where(campaigns.c.id == campaign_id)
                 .values(state=state, ended_at=utcnow() if state != "running" else None)
@@ -170,8 +168,8 @@ class FleetOps:
     ) -> bool:
         """Change a task's state only if it is still in one of `src`."""
 
-        async def go(conn: AsyncConnection) -> bool:
-            res = await conn.execute(
+        def go(conn: sa.Connection) -> bool:
+            res = conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.state.in_([s.value for s in src]))
                 .values(state=dst.value, updated_at=utcnow(), **values)
@@ -184,20 +182,20 @@ class FleetOps:
     async def request_cancel(self, task_ids: Sequence[str]) -> int:
         """Unstarted tasks are cancelled now; running ones are flagged for their worker."""
 
-        async def go(conn: AsyncConnection) -> int:
+        def go(conn: sa.Connection) -> int:
             now = utcnow()
             idle = [T.pending.value, T.ready.value, T.needs_review.value, T.approved.value]
-            a = await conn.execute(
+            a = conn.execute(
                 tasks.update()
                 .where(tasks.c.id.in_(task_ids), tasks.c.state.in_(idle))
                 .values(state=T.cancelled.value, updated_at=now)
             )
-            b = await conn.execute(
+            b = conn.execute(
                 tasks.update()
                 .where(tasks.c.id.in_(task_ids), tasks.c.state == T.running.value)
                 .values(cancel_requested=True, updated_at=now)
             )
-            await conn.execute(
+            conn.execute(
                 reviews.update()
                 .where(reviews.c.task_id.in_(task_ids), reviews.c.state == "pending")
                 .values(state="cancelled", decided_at=now)
@@ -210,8 +208,8 @@ class FleetOps:
     async def reopen_task(self, task_id: str) -> bool:
         """`corral retry`: a failed or cancelled task gets one more attempt."""
 
-        async def go(conn: AsyncConnection) -> bool:
-            res = await conn.execute(
+        def go(conn: sa.Connection) -> bool:
+            res = conn.execute(
                 tasks.update()
                 .where(
                     tasks.c.id == task_id,
@@ -424,9 +422,9 @@ class FleetOps:
     async def decide_review(
         self, review_id: str, *, approve: bool, comment: str | None, by: str
     ) -> bool:
-        async def go(conn: AsyncConnection) -> bool:
+        def go(conn: sa.Connection) -> bool:
             now = utcnow()
-            res = await conn.execute(
+            res = conn.execute(
                 reviews.update()
                 .where(reviews.c.id == review_id, reviews.c.state == "pending")
                 .values(
@@ -436,10 +434,8 @@ class FleetOps:
             )  # fmt: skip
             if not res.rowcount:
                 return False
-            task_id = await conn.scalar(
-                sa.select(reviews.c.task_id).where(reviews.c.id == review_id)
-            )
-            await conn.execute(
+            task_id = conn.scalar(sa.select(reviews.c.task_id).where(reviews.c.id == review_id))
+            conn.execute(
                 tasks.update()
                 .where(tasks.c.id == task_id, tasks.c.state == T.needs_review.value)
                 .values(state=(T.approved if approve else T.rejected).value, updated_at=now)
@@ -463,8 +459,8 @@ class FleetOps:
     ) -> dict[str, Any]:
         """Record a done side effect once; a second recorder gets the first's result."""
 
-        async def go(conn: AsyncConnection) -> None:
-            await conn.execute(
+        def go(conn: sa.Connection) -> None:
+            conn.execute(
                 side_effects.insert().values(
                     key=key, kind=kind, attempt_id=attempt_id, result=json.dumps(result),
                     created_at=utcnow(),

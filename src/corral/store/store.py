@@ -104,18 +104,11 @@ class Store(SchedulingOps):
     async def create_attempt(
         self, attempt_id: str, *, task: str, repo: str, model: str, sandbox: str
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                attempts.insert().values(
-                    id=attempt_id,
-                    task=task,
-                    repo=repo,
-                    model=model,
-                    sandbox=sandbox,
-                    status=RunStatus.running.value,
-                    created_at=utcnow(),
-                )
-            )
+        row = {
+            "id": attempt_id, "task": task, "repo": repo, "model": model, "sandbox": sandbox,
+            "status": RunStatus.running.value, "created_at": utcnow(),
+        }  # fmt: skip
+        await self.writer.run(lambda conn: conn.execute(attempts.insert().values(**row)))
 
     async def append(self, event: Event) -> None:
         """Persist one event; a duplicate (attempt, seq) is a bug and raises StoreError."""
@@ -136,19 +129,12 @@ class Store(SchedulingOps):
         cost_usd: float,
         patch_path: str | None,
     ) -> None:
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                attempts.update()
-                .where(attempts.c.id == attempt_id)
-                .values(
-                    status=status.value,
-                    reason=reason,
-                    steps=steps,
-                    cost_usd=cost_usd,
-                    patch_path=patch_path,
-                    ended_at=utcnow(),
-                )
-            )
+        values = {
+            "status": status.value, "reason": reason, "steps": steps, "cost_usd": cost_usd,
+            "patch_path": patch_path, "ended_at": utcnow(),
+        }  # fmt: skip
+        stmt = attempts.update().where(attempts.c.id == attempt_id).values(**values)
+        await self.writer.run(lambda conn: conn.execute(stmt))
 
     async def get_attempt(self, attempt_id: str) -> AttemptRecord | None:
         async with self.engine.connect() as conn:

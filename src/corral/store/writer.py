@@ -129,7 +129,10 @@ class StoreWriter:
 
         try:
             result = sync_with_retry(alone, "store write")
-        except IntegrityError:
+        except IntegrityError as e:
+            if item.op is not None:  # the caller's own constraint logic (dedupe) decides
+                _settle(item, None, e)
+                return
             r = item.rows[0] if item.rows else {}
             what = f"event {r.get('seq')} of attempt {r.get('attempt_id')}" if r else "a row"
             _settle(item, None, StoreError(f"{what} already exists"))

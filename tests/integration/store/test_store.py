@@ -89,3 +89,11 @@ def test_url_forms(tmp_path: Path) -> None:
 async def test_unreachable_database_is_one_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open store"):
         await Store.open("postgresql://postgres@127.0.0.1:1/test", home=tmp_path)
+
+
+async def test_side_effects_are_recorded_once(store: Store) -> None:
+    key = f"deliver:{new_id('tsk')}"
+    first = await store.record_side_effect(key, kind="patch", attempt_id="a1", result={"n": 1})
+    second = await store.record_side_effect(key, kind="patch", attempt_id="a2", result={"n": 2})
+    assert first == second == {"n": 1}
+    assert (await store.count_side_effects(key)) == {key: 1}
