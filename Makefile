@@ -36,6 +36,7 @@ typecheck: install
 	$(BIN)/mypy
 
 test: install lint typecheck
+	@scripts/ensure-postgres.sh
 	$(BIN)/pytest -q
 
 # Every benchmark writes bench/results/<name>.json; a failing one is reported, not fatal.
