@@ -13,7 +13,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from corral.domain import EVENT_ADAPTER, Event
@@ -34,6 +34,21 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("jwt", r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
     )
 )  # fmt: skip
+
+
+_ANY_SHAPE = re.compile("|".join(f"(?:{p.pattern})" for _, p in PATTERNS), re.DOTALL)
+
+
+def _strings(obj: Any) -> Iterator[str]:
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(obj, list | tuple):
+        for v in obj:
+            yield from _strings(v)
 
 
 def looks_secret(name: str, value: str) -> bool:
@@ -71,8 +86,14 @@ class Redactor:
             alternatives = sorted(self._values, key=len, reverse=True)
             self._value_rx = re.compile("|".join(re.escape(v) for v in alternatives))
 
+    def _anything(self, text: str) -> bool:
+        """One search over the text for any secret value or token shape (the common case
+        is none, and then nothing is rewritten)."""
+        rx = self._value_rx
+        return bool(_ANY_SHAPE.search(text) or (rx is not None and rx.search(text)))
+
     def redact(self, text: str) -> str:
-        if not text:
+        if not text or not self._anything(text):
             return text
         rx = self._value_rx
         if rx is not None:
@@ -94,6 +115,10 @@ class Redactor:
     def redact_event(self, event: Event) -> Event:
         """The event with secrets replaced; the same object when there was nothing to hide."""
         data = event.model_dump(mode="json")
+        # The raw strings (not the JSON text, where escaping could hide a value), searched
+        # once; only an event that holds something is rewritten field by field.
+        if not self._anything("\x00".join(_strings(data))):
+            return event
         clean = self.redact_obj(data)
         if clean == data:
             return event
