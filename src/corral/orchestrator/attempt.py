@@ -52,6 +52,10 @@ class AttemptJob:
     lease: Lease
     task_id: str
     campaign_id: str
+    # The rows the scheduler already read when it claimed: an attempt then starts without
+    # a read of its own (a fleet of a thousand starting at once would queue for them).
+    task: TaskRow | None = None
+    campaign: CampaignRow | None = None
 
 
 class _Stop(Exception):
@@ -69,8 +73,8 @@ async def run_job(
     models: FleetModels | None = None,
     egress: FleetEgress | None = None,
 ) -> None:
-    task = await store.get_task(job.task_id)
-    campaign = await store.get_campaign(job.campaign_id)
+    task = job.task or await store.get_task(job.task_id)
+    campaign = job.campaign or await store.get_campaign(job.campaign_id)
     if campaign is None:
         return
     fleet_models = models or FleetModels(env=settings.env)

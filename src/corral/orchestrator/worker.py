@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from corral.orchestrator.models import FleetModels
 from corral.orchestrator.resume import paused_action
 from corral.orchestrator.scheduler import Snapshot, pick
 from corral.orchestrator.settings import WorkerSettings, worker_identity
-from corral.store import CampaignRow, Store
+from corral.store import CampaignRow, Lease, Store, TaskRow
 
 log = logging.getLogger(__name__)
 T = TaskState
@@ -144,7 +145,10 @@ class Worker:
         )  # fmt: skip
         for lease in leases:
             task = by_id[lease.task_id]
-            self.executor.submit(AttemptJob(lease, task.id, task.campaign_id))
+            claimed = _claimed(task, lease)
+            self.executor.submit(
+                AttemptJob(lease, task.id, task.campaign_id, claimed, camps.get(task.campaign_id))
+            )
             if self.metrics is not None:
                 waited = (utcnow() - (task.ready_at or task.updated_at)).total_seconds()
                 self.metrics.on_claim(lease.number, waited)
@@ -245,6 +249,13 @@ class Worker:
         if camp is not None and camp.state == "running":
             await self.store.set_campaign_state(self.campaign_id, "finished")
         return True
+
+
+def _claimed(task: TaskRow, lease: Lease) -> TaskRow:
+    """The task row as the claim left it (running, its new attempt count and token)."""
+    return dataclasses.replace(
+        task, state=TaskState.running, attempts=lease.number, lease_token=lease.token
+    )
 
 
 def _by_team(running: Mapping[str, int], camps: Mapping[str, CampaignRow]) -> dict[str, int]:
