@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import weakref
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -53,6 +55,22 @@ async def _together(*steps: Coroutine[Any, Any, None]) -> None:
         raise
 
 
+# A thousand attempts admitted at once must not boot a thousand sandboxes at once: on a
+# small machine every boot then takes longer than its timeout. A few boot at a time; the
+# rest wait their turn (a queue, not a failure).
+_BOOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _boot_slot() -> asyncio.Semaphore:
+    loop = asyncio.get_running_loop()
+    sem = _BOOTS.get(loop)
+    if sem is None:
+        sem = _BOOTS[loop] = asyncio.Semaphore(max(4, 2 * (os.cpu_count() or 1)))
+    return sem
+
+
 class BaseSandbox:
     """Common lifecycle; subclasses spawn the shell in `_spawn` and kill it in `_kill`."""
 
@@ -92,11 +110,12 @@ class BaseSandbox:
                 await self.load()
             else:
                 self._check_available()
-                self._ws = await asyncio.to_thread(
-                    create, owner=self._owner, size_mb=self.limits.workspace_mb
-                )
-                # The copy runs while the sandbox boots; the shell only needs the dir.
-                await _together(self._spawn(self._ws), self.load())
+                async with _boot_slot():
+                    self._ws = await asyncio.to_thread(
+                        create, owner=self._owner, size_mb=self.limits.workspace_mb
+                    )
+                    # The copy runs while the sandbox boots; the shell only needs the dir.
+                    await _together(self._spawn(self._ws), self.load())
         except BaseException:
             await self.close()
             raise
