@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -127,6 +128,25 @@ def _exit_for(status: dict[str, Any]) -> None:
     raise typer.Exit(0 if ok else 1)
 
 
+def _drive(
+    find: Callable[[Store], Awaitable[str]],
+    settings: WorkerSettings,
+    as_json: bool,
+    gateway: Path | None,
+    home: Path,
+    url: str | None,
+) -> None:
+    """Find (or create) the campaign, run it to the end, print, exit 0 only if all passed."""
+
+    async def go(s: Store) -> dict[str, Any]:
+        cid = await find(s)
+        return await _run_with_progress(s, cid, settings, as_json, _models(gateway))
+
+    status = with_store(url, home, go)
+    _print_status(status, as_json)
+    _exit_for(status)
+
+
 @campaign_app.command("run")
 def campaign_run(
     file: Annotated[Path, typer.Argument(help="The campaign YAML file.")],
@@ -140,16 +160,14 @@ def campaign_run(
 ) -> None:
     """Create a campaign from FILE and run it to the end."""
 
-    async def go(s: Store) -> dict[str, Any]:
+    async def create(s: Store) -> str:
         cid = await create_from_file(s, file, env=dict(os.environ))
         if not as_json:
             typer.echo(f"campaign {cid}", err=True)
-        settings = _settings(home, concurrency, zombie_after, lease_ttl)
-        return await _run_with_progress(s, cid, settings, as_json, _models(gateway))
+        return cid
 
-    status = with_store(store, home, go)
-    _print_status(status, as_json)
-    _exit_for(status)
+    settings = _settings(home, concurrency, zombie_after, lease_ttl)
+    _drive(create, settings, as_json, gateway, home, store)
 
 
 @campaign_app.command("resume")
@@ -165,17 +183,15 @@ def campaign_resume(
 ) -> None:
     """Carry on a campaign after a crash: finished tasks stay finished, lost ones retry."""
 
-    async def go(s: Store) -> dict[str, Any]:
+    async def reopen(s: Store) -> str:
         cid = await s.resolve_campaign_id(campaign_id)
         camp = await s.get_campaign(cid)
         if camp is not None and camp.state != "running":
             await s.set_campaign_state(cid, "running")
-        settings = _settings(home, concurrency, zombie_after, lease_ttl)
-        return await _run_with_progress(s, cid, settings, as_json, _models(gateway))
+        return cid
 
-    status = with_store(store, home, go)
-    _print_status(status, as_json)
-    _exit_for(status)
+    settings = _settings(home, concurrency, zombie_after, lease_ttl)
+    _drive(reopen, settings, as_json, gateway, home, store)
 
 
 @campaign_app.command("status")
