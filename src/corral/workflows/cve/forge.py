@@ -135,8 +135,10 @@ async def _gitlab(
                              json={"title": title, "description": body}))  # fmt: skip
         action = "updated"
     else:
-        mr = _ok(await _call(client, "POST", root, json={
+        resp = await _call(client, "POST", root, json={
             "source_branch": branch, "target_branch": base, "title": title,
-            "description": body}))  # fmt: skip
-        action = "created"
+            "description": body})  # fmt: skip
+        if resp.status_code == 409:  # created meanwhile (a concurrent or earlier run)
+            return await _gitlab(client, f, branch, base, title, body)
+        mr, action = _ok(resp), "created"
     return {"number": mr["iid"], "url": mr.get("web_url", ""), "action": action}
