@@ -214,23 +214,26 @@ class Worker:
         for c in camps:
             if ids and c.id not in ids:
                 continue
+            summary = await self.store.summary(c.id)
+            deadline_passed = c.deadline_at is not None and now > c.deadline_at
+            over_budget = c.budget_usd is not None and summary["cost_usd"] >= c.budget_usd
+            if summary["done"] == summary["total"]:
+                await self.store.set_campaign_state(c.id, "finished")
+                continue
+            if not (deadline_passed or over_budget):
+                continue  # the common case: counts only, no task rows loaded
             open_tasks = await self.store.tasks(
                 campaign_id=c.id, states=[T.pending, T.ready, T.running, T.needs_review, T.approved]
             )
-            if c.deadline_at is not None and now > c.deadline_at and open_tasks:
+            if deadline_passed:
                 await self.store.request_cancel([t.id for t in open_tasks])
                 continue
-            if c.budget_usd is not None:
-                spent = (await self.store.summary(c.id))["cost_usd"]
-                if spent >= c.budget_usd:
-                    for t in open_tasks:
-                        if t.state in (T.pending, T.ready):
-                            await self.store.move_task(
-                                t.id, [t.state], T.failed,
-                                result='{"reason": "campaign budget exhausted"}',
-                            )  # fmt: skip
-            if not open_tasks:
-                await self.store.set_campaign_state(c.id, "finished")
+            for t in open_tasks:
+                if t.state in (T.pending, T.ready):
+                    await self.store.move_task(
+                        t.id, [t.state], T.failed,
+                        result='{"reason": "campaign budget exhausted"}',
+                    )  # fmt: skip
 
     async def _campaign_done(self) -> bool:
         """Done when every task is finished, or nothing can move without a human review."""

@@ -41,6 +41,31 @@ from corral.store.schema import attempts, campaigns, reviews, side_effects, task
 from corral.store.writer import StoreWriter
 
 T = TaskState
+
+# The hot finish path, built once with bound parameters so it is compiled once.
+_FINISH_ATTEMPT = (
+    attempts.update()
+    .where(
+        attempts.c.id == sa.bindparam("b_id"),
+        attempts.c.fencing_token == sa.bindparam("b_token"),
+        attempts.c.status == sa.bindparam("b_running"),
+    )
+    .values(
+        status=sa.bindparam("status"), reason=sa.bindparam("reason"),
+        error_kind=sa.bindparam("error_kind"), steps=sa.bindparam("steps"),
+        cost_usd=sa.bindparam("cost_usd"), patch_path=sa.bindparam("patch_path"),
+        ended_at=sa.bindparam("ended_at"),
+    )
+)  # fmt: skip
+_FINISH_TASK = (
+    tasks.update()
+    .where(tasks.c.id == sa.bindparam("b_id"), tasks.c.lease_token == sa.bindparam("b_token"))
+    .values(
+        state=sa.bindparam("state"), ready_at=sa.bindparam("ready_at"),
+        updated_at=sa.bindparam("updated_at"), cost_usd=tasks.c.cost_usd + sa.bindparam("b_cost"),
+        cancel_requested=sa.bindparam("cancel_requested"), result=sa.bindparam("result"),
+    )
+)  # fmt: skip
 UNFINISHED = [s.value for s in TaskState if s not in TERMINAL]
 
 
@@ -323,28 +348,25 @@ class FleetOps:
         def go(conn: sa.Connection) -> bool:
             now = utcnow()
             res = conn.execute(
-                attempts.update()
-                .where(
-                    attempts.c.id == lease.attempt_id,
-                    attempts.c.fencing_token == lease.token,
-                    attempts.c.status == RunStatus.running.value,
-                )
-                .values(
-                    status=status.value, reason=reason,
-                    error_kind=error_kind.value if error_kind else None, steps=steps,
-                    cost_usd=cost_usd, patch_path=patch_path, ended_at=now,
-                )
+                _FINISH_ATTEMPT,
+                {
+                    "b_id": lease.attempt_id, "b_token": lease.token,
+                    "b_running": RunStatus.running.value, "status": status.value,
+                    "reason": reason, "error_kind": error_kind.value if error_kind else None,
+                    "steps": steps, "cost_usd": cost_usd, "patch_path": patch_path,
+                    "ended_at": now,
+                },
             )  # fmt: skip
             if not res.rowcount:
                 return False
             conn.execute(
-                tasks.update()
-                .where(tasks.c.id == lease.task_id, tasks.c.lease_token == lease.token)
-                .values(
-                    state=task_state.value, ready_at=ready_at, updated_at=now,
-                    cost_usd=tasks.c.cost_usd + cost_usd, cancel_requested=False,
-                    result=json.dumps(result) if result is not None else None,
-                )
+                _FINISH_TASK,
+                {
+                    "b_id": lease.task_id, "b_token": lease.token, "state": task_state.value,
+                    "ready_at": ready_at, "updated_at": now, "b_cost": cost_usd,
+                    "cancel_requested": False,
+                    "result": json.dumps(result) if result is not None else None,
+                },
             )  # fmt: skip
             if review_diff is not None:
                 conn.execute(
