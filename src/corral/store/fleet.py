@@ -23,6 +23,7 @@ from corral.domain import (
     ErrorKind,
     RunStatus,
     TaskState,
+    can_move,
     new_id,
 )
 from corral.domain.events import utcnow
@@ -191,7 +192,11 @@ class FleetOps:
     async def move_task(
         self, task_id: str, src: Sequence[TaskState], dst: TaskState, **values: Any
     ) -> bool:
-        """Change a task's state only if it is still in one of `src`."""
+        """Change a task's state only if it is still in one of `src`; a move the state
+        machine forbids (domain.tasks.ALLOWED) is a bug and raises at once."""
+        bad = [x for x in src if not can_move(x, dst)]
+        if bad:
+            raise ValueError(f"a task cannot move from {bad[0].value} to {dst.value}")
 
         def go(conn: sa.Connection) -> bool:
             res = conn.execute(

@@ -97,3 +97,37 @@ async def test_side_effects_are_recorded_once(store: Store) -> None:
     second = await store.record_side_effect(key, kind="patch", attempt_id="a2", result={"n": 2})
     assert first == second == {"n": 1}
     assert (await store.count_side_effects(key)) == {key: 1}
+
+
+async def test_leases_fence_out_a_late_holder_and_transitions_are_enforced(store: Store) -> None:
+    from datetime import timedelta
+
+    from corral.domain import CampaignSpec, ErrorKind, TaskSpec, TaskState
+    from corral.domain.events import utcnow
+
+    spec = CampaignSpec(
+        name="fence", tasks=(TaskSpec(id="t", repo="/r", instructions="x", model="scripted:/x"),)
+    )
+    cid = await store.create_campaign(spec)
+    (task,) = await store.tasks(campaign_id=cid)
+    old = await store.claim(task, owner="w1", ttl_s=0.01, model="m")
+    assert old is not None
+    assert await store.claim(task, owner="w2", ttl_s=10, model="m") is None  # no second live
+    # the lease runs out; the reaper (here by hand) hands the task back for a retry
+    expired = await store.expired_attempts(utcnow() + timedelta(seconds=1))
+    lease, row = next((lease, t) for lease, t in expired if lease.attempt_id == old.attempt_id)
+    assert await store.finish_attempt(
+        lease, status=RunStatus.failed, reason="lost", error_kind=ErrorKind.retryable, steps=0,
+        cost_usd=0.0, patch_path=None, task_state=TaskState.ready,
+    )  # fmt: skip
+    new = await store.claim(await store.get_task(row.id), owner="w2", ttl_s=10, model="m")
+    assert new is not None and new.token == old.token + 1
+    # the old holder wakes up: its heartbeat and its late result are both refused
+    assert await store.heartbeat(old, 10) == (False, False)
+    assert not await store.finish_attempt(
+        old, status=RunStatus.finished, reason="late", error_kind=None, steps=1,
+        cost_usd=0.0, patch_path=None, task_state=TaskState.succeeded,
+    )  # fmt: skip
+    assert (await store.get_task(row.id)).state is TaskState.running
+    with pytest.raises(ValueError, match="cannot move from succeeded"):
+        await store.move_task(row.id, [TaskState.succeeded], TaskState.ready)
