@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from corral.domain.events import utcnow
 from corral.store.retry import with_retry
@@ -46,6 +46,7 @@ class AuditStore:
     """Audit operations over a store's engine (any object with an async `engine`)."""
 
     def __init__(self, store: Any) -> None:
+        self.store = store
         self.engine: AsyncEngine = store.engine
 
     async def append(self, entries: Sequence[AuditEntry]) -> None:
@@ -56,12 +57,19 @@ class AuditStore:
             if e.kind not in KINDS:
                 raise ValueError(f"unknown audit kind {e.kind!r}")
 
-        async def go() -> None:
-            async with self.engine.begin() as conn:
-                rows = [await _row(conn, e) for e in entries]
-                await conn.execute(audit.insert(), rows)
+        def go(conn: sa.Connection) -> None:
+            conn.execute(audit.insert(), [_row(conn, e) for e in entries])
 
-        await with_retry(go, "audit append")
+        writer = getattr(self.store, "writer", None)
+        if writer is not None:  # the store's one writer thread, like every other write
+            await writer.run(go)
+            return
+
+        async def fallback() -> None:
+            async with self.engine.begin() as conn:
+                await conn.run_sync(go)
+
+        await with_retry(fallback, "audit append")
 
     async def entries(
         self,
@@ -102,12 +110,10 @@ class AuditStore:
                 return
 
 
-async def _row(conn: AsyncConnection, e: AuditEntry) -> dict[str, Any]:
+def _row(conn: sa.Connection, e: AuditEntry) -> dict[str, Any]:
     task_id = e.task_id
     if task_id is None and e.attempt_id is not None:
-        task_id = await conn.scalar(
-            sa.select(attempts.c.task_id).where(attempts.c.id == e.attempt_id)
-        )
+        task_id = conn.scalar(sa.select(attempts.c.task_id).where(attempts.c.id == e.attempt_id))
     detail = json.dumps(e.detail, default=str, sort_keys=True)
     return {"at": e.at, "attempt_id": e.attempt_id, "task_id": task_id, "who": e.who[:200],
             "kind": e.kind, "detail": detail}  # fmt: skip
