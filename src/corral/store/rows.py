@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from corral.domain import TaskSpec, TaskState
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+R = TypeVar("R", bound="DataclassInstance")
 
 
 @dataclass(frozen=True)
@@ -74,62 +80,34 @@ class ReviewRow:
 
 def aware(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; everything stored is UTC."""
-    from datetime import UTC
-
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
 
 
+def from_row(cls: type[R], m: Any, **parsed: Any) -> R:
+    """A record from a result row: every field by name, datetimes made UTC-aware; the
+    fields that need parsing (JSON, enums) come in `parsed`."""
+    values = {f.name: m[f.name] for f in dataclasses.fields(cls) if f.name not in parsed}
+    values = {k: aware(v) if isinstance(v, datetime) else v for k, v in values.items()}
+    return cls(**values, **parsed)
+
+
 def task_row(m: Any) -> TaskRow:
-    return TaskRow(
-        id=m["id"],
-        campaign_id=m["campaign_id"],
-        key=m["key"],
-        team=m["team"],
-        kind=m["kind"],
-        priority=m["priority"],
+    return from_row(
+        TaskRow,
+        m,
         spec=TaskSpec.model_validate_json(m["spec"]),
         depends_on=tuple(json.loads(m["depends_on"])),
         state=TaskState(m["state"]),
-        attempts=m["attempts"],
-        max_attempts=m["max_attempts"],
-        ready_at=aware(m["ready_at"]),
-        lease_token=m["lease_token"],
         cancel_requested=bool(m["cancel_requested"]),
-        cost_usd=m["cost_usd"],
         result=json.loads(m["result"]) if m["result"] else None,
-        created_at=aware(m["created_at"]) or m["created_at"],
-        updated_at=aware(m["updated_at"]) or m["updated_at"],
     )
 
 
 def campaign_row(m: Any) -> CampaignRow:
-    return CampaignRow(
-        id=m["id"],
-        name=m["name"],
-        team=m["team"],
-        concurrency=m["concurrency"],
-        weight=m["weight"],
-        budget_usd=m["budget_usd"],
-        deadline_at=aware(m["deadline_at"]),
-        state=m["state"],
-        spec=m["spec"],
-        created_at=aware(m["created_at"]) or m["created_at"],
-        ended_at=aware(m["ended_at"]),
-    )
+    return from_row(CampaignRow, m)
 
 
 def review_row(m: Any) -> ReviewRow:
-    return ReviewRow(
-        id=m["id"],
-        task_id=m["task_id"],
-        attempt_id=m["attempt_id"],
-        reason=m["reason"],
-        diff=m["diff"],
-        state=m["state"],
-        comment=m["comment"],
-        decided_by=m["decided_by"],
-        created_at=aware(m["created_at"]) or m["created_at"],
-        decided_at=aware(m["decided_at"]),
-    )
+    return from_row(ReviewRow, m)

@@ -18,7 +18,8 @@ from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_
 from corral.domain.events import utcnow
 from corral.store.migrate import upgrade
 from corral.store.retry import retry_public_ops
-from corral.store.rows import aware
+from corral.store.reviews import ReviewOps
+from corral.store.rows import aware, from_row
 from corral.store.scheduling import SchedulingOps
 from corral.store.schema import attempts, events
 from corral.store.writer import StoreWriter
@@ -64,7 +65,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 @retry_public_ops
-class Store(SchedulingOps):
+class Store(SchedulingOps, ReviewOps):
     """The event log and attempt records. Every write commits before it returns."""
 
     def __init__(self, engine: AsyncEngine, writer: StoreWriter) -> None:
@@ -202,17 +203,4 @@ def _row(event: Event) -> dict[str, Any]:
 
 
 def _record(m: Any) -> AttemptRecord:
-    return AttemptRecord(
-        id=m["id"],
-        task=m["task"],
-        repo=m["repo"],
-        model=m["model"],
-        sandbox=m["sandbox"],
-        status=RunStatus(m["status"]),
-        reason=m["reason"],
-        steps=m["steps"],
-        cost_usd=m["cost_usd"],
-        patch_path=m["patch_path"],
-        created_at=m["created_at"],
-        ended_at=m["ended_at"],
-    )
+    return from_row(AttemptRecord, m, status=RunStatus(m["status"]))
