@@ -144,7 +144,6 @@ class _Runner:
                 max_steps=spec.max_steps,
                 max_wall_s=spec.timeout_s,
                 command_timeout_s=spec.command_timeout_s,
-                max_cost_usd=await self._budget_left(),
             )
         )
         hooks: list[EventHook] = [self._progress]
@@ -198,12 +197,6 @@ class _Runner:
                 reason=decision.reason,
             )
         ]  # fmt: skip
-
-    async def _budget_left(self) -> float | None:
-        if self.campaign.budget_usd is None:
-            return None
-        spent = (await self.store.summary(self.campaign.id))["cost_usd"]
-        return max(self.campaign.budget_usd - float(spent), 0.0)
 
     async def _guard(self, main: asyncio.Task[object]) -> None:
         s = self.settings

@@ -199,9 +199,8 @@ async def test_bad_campaign_files(store: Store, tmp_path: Path) -> None:
         with pytest.raises(ConfigError) as e:
             await create_from_file(store, f)
         assert expected[name] in str(e.value) and "\n" not in str(e.value), str(e.value)
-    assert await store.list_campaigns() == [] or all(
-        c.name != "x" for c in await store.list_campaigns()
-    )
+    # nothing was created for any of the bad files
+    assert all(c.name != "x" for c in await store.list_campaigns(500))
 
 
 async def test_campaign_timeout_cancels_what_is_left(store: Store, tmp_path: Path) -> None:
