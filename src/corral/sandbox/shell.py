@@ -266,16 +266,21 @@ class ShellDriver:
 
     # -- pipes --------------------------------------------------------------------------
 
-    def _on_out(self) -> None:
+    def _read(self, fd: int, size: int) -> bytes:
+        """What the pipe has now; at its end, stop watching it. Empty means nothing to do."""
         try:
-            data = os.read(self._out_r, 65536)
+            data = os.read(fd, size)
         except BlockingIOError:
-            return
+            return b""
         except OSError:
             data = b""
+        if not data and self._loop is not None:
+            self._loop.remove_reader(fd)
+        return data
+
+    def _on_out(self) -> None:
+        data = self._read(self._out_r, 65536)
         if not data:
-            if self._loop is not None:
-                self._loop.remove_reader(self._out_r)
             return
         if self._collector is not None:
             self._collector.feed(data)
@@ -295,15 +300,8 @@ class ShellDriver:
                 self._collector.feed(data)
 
     def _on_mark(self) -> None:
-        try:
-            data = os.read(self._mark_r, 4096)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
+        data = self._read(self._mark_r, 4096)
         if not data:
-            if self._loop is not None:
-                self._loop.remove_reader(self._mark_r)
             return
         self._mark_buf += data
         while b"\n" in self._mark_buf:
