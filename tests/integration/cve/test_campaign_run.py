@@ -80,7 +80,7 @@ async def _run(base: Path, gh: FakeGitHub) -> dict[str, Any]:
         # Say why, if the repo that should be fixed was not (a flake seen once under load).
         assert ok["status"] == "fixed" and patches, (ok, [a["reason"] for a in attempts])
         again = await deliver_pr(store, task, attempts[-1]["id"], patches[0].read_text(), home)
-        reason = await final_reason(store, attempt["id"])
+        reason = await final_reason(store, attempts[-1]["id"])
         reviews = await store.reviews()
     finally:
         await store.close()
