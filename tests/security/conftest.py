@@ -1,14 +1,20 @@
-"""Security suite fixtures: every test runs against bwrap and Docker."""
+"""Security suite fixtures: every test runs against bwrap and Docker; the network cases
+also run with an egress profile open (a channel to a host-side proxy)."""
 
 from __future__ import annotations
 
+import http.server
 import os
-from collections.abc import AsyncIterator
+import socketserver
+import threading
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from corral.sandbox import BaseSandbox, SandboxLimits, open_sandbox
+from corral.sandbox.egress import EgressChannel, EgressProfile, EgressProxy
 
 from .docker_support import ensure_image, needs_docker, require_docker
 
@@ -16,6 +22,9 @@ LIMITS = SandboxLimits(memory_mb=256, pids=128, default_timeout=20, workspace_mb
 CANARY = "corral-canary-7f3a9c"
 KEY = "sk-canary-0123456789abcdef"
 BACKENDS = ["bwrap", "docker"]
+EGRESS_BACKENDS = ["bwrap-egress", "docker-egress"]
+# The egress credential the proxy adds for the allowed host: a secret like any other.
+TOKEN = "Bearer idx-canary-5e1d0c0ffee"
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -47,10 +56,12 @@ class Watched:
         self.outputs: list[str] = []
 
 
-async def start_box(kind: str, repo: Path, watched: Watched | None = None) -> BaseSandbox:
+async def start_box(
+    kind: str, repo: Path, watched: Watched | None = None, egress: EgressChannel | None = None
+) -> BaseSandbox:
     if kind == "docker":
         require_docker()
-    box = open_sandbox(kind, repo, limits=LIMITS)
+    box = open_sandbox(kind, repo, limits=LIMITS, egress=egress)
     await box.start()
     if watched is not None:
         exec_ = box.exec
@@ -78,3 +89,73 @@ async def box(
         await sb.close()
     for out in watched.outputs:
         assert CANARY not in out and KEY not in out
+
+
+@dataclass
+class Allowed:
+    """The one allowed host (a local server standing in) and what reached it."""
+
+    port: int
+    seen: list[dict[str, str]] = field(default_factory=list)
+
+
+@pytest.fixture(scope="module")
+def allowed_host() -> Iterator[Allowed]:
+    info = Allowed(0)
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            info.seen.append({k.lower(): v for k, v in self.headers.items()})
+            body = b"allowed host says hi\n"
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+    srv.daemon_threads = True
+    info.port = srv.server_address[1]
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    yield info
+    srv.shutdown()
+    srv.server_close()
+
+
+async def resolve(host: str, port: int) -> list[str]:
+    """`allowed.test` stands in for a real host on loopback; `metadata.test` rebinds."""
+    table = {"allowed.test": "127.0.0.1", "metadata.test": "169.254.169.254"}
+    if host in table:
+        return [table[host]]
+    raise OSError(f"cannot resolve {host}")
+
+
+@pytest.fixture(params=BACKENDS + EGRESS_BACKENDS)
+async def net_box(
+    request: pytest.FixtureRequest, repo: Path, monkeypatch: pytest.MonkeyPatch,
+    allowed_host: Allowed,
+) -> AsyncIterator[BaseSandbox]:  # fmt: skip
+    """A sandbox with no network, or with a profile open to `allowed.test` only."""
+    monkeypatch.setenv("CORRAL_CANARY", CANARY)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    kind, _, egress = str(request.param).partition("-")
+    watched = Watched()
+    async with EgressProxy(resolver=resolve) as proxy:
+        channel = None
+        if egress:
+            # Test-only override: the stand-in lives on loopback. Only its port is allowed.
+            profile = EgressProfile.model_validate({
+                "name": "docs", "allow": ["allowed.test", "metadata.test"],
+                "ports": [allowed_host.port], "allow_private_addresses": True,
+                "credentials": [{"host": "allowed.test", "value": TOKEN}],
+            })  # fmt: skip
+            channel = await proxy.open_channel(profile, "att-security")
+        sb = await start_box(kind, repo, watched, channel)
+        try:
+            yield sb
+        finally:
+            await sb.close()
+    for out in watched.outputs:
+        assert CANARY not in out and KEY not in out and TOKEN not in out

@@ -1,4 +1,5 @@
-"""No network, no debugging of neighbours, no terminal injection, no Docker socket."""
+"""No network (with or without an egress profile), no debugging of neighbours, no terminal
+injection, no Docker socket."""
 
 from __future__ import annotations
 
@@ -45,20 +46,20 @@ def _host_ip() -> str:
             return "127.0.0.1"
 
 
-async def test_no_network(box: BaseSandbox, host_listener: int) -> None:
+async def test_no_network(net_box: BaseSandbox, host_listener: int) -> None:
     targets = [("127.0.0.1", host_listener), (_host_ip(), host_listener),
                ("127.0.0.1", 5432), ("127.0.0.1", 6379), ("169.254.169.254", 80),
                ("1.1.1.1", 443), ("8.8.8.8", 53)]  # fmt: skip
     for host, port in targets:
-        result = await box.exec(_connect(host, port), timeout=15)
+        result = await net_box.exec(_connect(host, port), timeout=15)
         assert "CONNECTED" not in result.output, (host, port)
         assert "refused" in result.output
-    bash = await box.exec("exec 3<>/dev/tcp/127.0.0.1/5432 && echo CONNECTED", timeout=10)
+    bash = await net_box.exec("exec 3<>/dev/tcp/127.0.0.1/5432 && echo CONNECTED", timeout=10)
     assert "CONNECTED" not in bash.output and bash.exit_code != 0
 
 
-async def test_no_dns(box: BaseSandbox) -> None:
-    result = await box.exec(
+async def test_no_dns(net_box: BaseSandbox) -> None:
+    result = await net_box.exec(
         py('import socket\nfor n in ("pypi.org", "example.com", "metadata.google.internal"):\n'
            '    try:\n        print("RESOLVED", socket.getaddrinfo(n, 443)[0][4])\n'
            "    except OSError as e:\n        print(\"no\", n)"),
@@ -68,8 +69,8 @@ async def test_no_dns(box: BaseSandbox) -> None:
     assert result.output.count("no ") == 3
 
 
-async def test_docker_socket_is_absent(box: BaseSandbox) -> None:
-    result = await box.exec(
+async def test_docker_socket_is_absent(net_box: BaseSandbox) -> None:
+    result = await net_box.exec(
         "ls -la /var/run/docker.sock /run/docker.sock /run/containerd 2>&1; "
         + py('import socket\ns = socket.socket(socket.AF_UNIX)\n'
              'try:\n    s.connect("/var/run/docker.sock"); print("CONNECTED")\n'

@@ -38,12 +38,12 @@ def open_sandbox(
 
     Starting it takes a booted one from an open `SandboxPool` of the same kind, if any.
     """
-    if egress is not None and kind != "bwrap":
-        raise ConfigError(f"network profiles need the bwrap sandbox; {kind!r} has no egress")
+    if egress is not None and kind == "local":
+        raise ConfigError("network profiles need an isolated sandbox (bwrap or docker), not local")
     if kind == "bwrap":
         return BwrapSandbox(repo, limits=limits, attempt_id=attempt_id, egress=egress)
     if kind == "docker":
-        return DockerSandbox(repo, limits=limits, attempt_id=attempt_id)
+        return DockerSandbox(repo, limits=limits, attempt_id=attempt_id, egress=egress)
     if kind == "local":
         if not unsafe_local:
             raise ConfigError(

@@ -12,6 +12,10 @@ Why this shape:
   labels (`corral=1`, owner process, workspace, attempt) so `reap` finds orphans.
 - The workspace is bind-mounted `rslave`, so read-only `.git` binds the host adds when
   a pooled container is claimed show up inside it.
+- Egress, when the task's profile allows hosts, is wired exactly as in bwrap (see
+  egress/bind.py): the network stays `none`; the proxy's Unix socket and the relay are
+  bound read-only, the relay starts before the shell, `http(s)_proxy` point at it. Such
+  a container is booted fresh (a pooled one was created without those binds).
 """
 
 from __future__ import annotations
@@ -20,15 +24,20 @@ import contextlib
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corral.domain import SandboxError
 from corral.sandbox import docker_engine as engine
 from corral.sandbox import seccomp
 from corral.sandbox.base import SANDBOX_USER, BaseSandbox, clean_env
+from corral.sandbox.egress import bind as egress_bind
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.procs import Cgroups, NamespaceScope, owner_token
 from corral.sandbox.shell import ForeignProcess, ShellDriver
 from corral.sandbox.workspace import Workspace
+
+if TYPE_CHECKING:
+    from corral.sandbox.egress import EgressChannel
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +60,25 @@ class DockerSandbox(BaseSandbox):
         limits: SandboxLimits | None = None,
         attempt_id: str | None = None,
         image: str = engine.IMAGE,
+        egress: EgressChannel | None = None,
     ) -> None:
         super().__init__(repo, limits=limits, attempt_id=attempt_id)
         self.image = image
+        self.egress = egress  # None: no network at all (only the container's loopback)
         self._uid = 1000 if os.geteuid() == 0 else os.getuid()
         self._owner = (1000, 1000) if os.geteuid() == 0 else None
         self.container_id: str | None = None
         self._proc: ForeignProcess | None = None
+
+    @property
+    def egress_socket(self) -> Path | None:
+        """The host side of this sandbox's egress socket (the browse tool uses it)."""
+        return self.egress.socket_path if self.egress is not None else None
+
+    async def start(self) -> None:
+        if self.egress is None or self._ws is not None:
+            return await super().start()
+        await egress_bind.start_unpooled(self)
 
     def _check_available(self) -> None:
         if engine.docker_cli() is None:
@@ -99,7 +120,11 @@ class DockerSandbox(BaseSandbox):
             "--label", f"corral.root={ws.root}",
             "--label", f"corral.attempt={self.attempt_id or ''}",
         ]  # fmt: skip
-        for key, value in clean_env(home=HOME).items():
+        env = clean_env(home=HOME)
+        if self.egress is not None:
+            args += egress_bind.docker_args(self.egress.socket_path)
+            env |= egress_bind.proxy_env()
+        for key, value in env.items():
             args += ["-e", f"{key}={value}"]
         return args
 
@@ -109,6 +134,8 @@ class DockerSandbox(BaseSandbox):
                              state_inner=_STATE, fifo=True, fifo_owner=self._owner)  # fmt: skip
         self._driver = driver
         argv = driver.argv()
+        if self.egress is not None:
+            argv = egress_bind.wrap_argv(argv)
         out = await engine.docker(*self._run_args(ws), self.image, *argv, timeout=60)
         self.container_id = out.strip().splitlines()[-1]
         pid_text = await engine.docker(
@@ -128,7 +155,10 @@ class DockerSandbox(BaseSandbox):
         if self._cgroups is not None:
             driver.after_command = self._check_limits
         procs = self._cgroups.procs_file if self._cgroups else None
-        await driver.attach(self._proc, NamespaceScope(ns, procs))
+        scope = NamespaceScope(ns, procs)
+        await driver.attach(self._proc, scope)
+        if self.egress is not None:
+            driver.protected_inner |= egress_bind.relay_pids(scope)
 
     async def _kill(self) -> None:
         if self._proc is not None:

@@ -16,10 +16,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from tests.security.docker_support import ensure_image, needs_docker
 
 from corral.sandbox.egress import EgressProfile
 
 BIG = b"x" * 200_000
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Build the Docker image once, before any test's timeout starts (cached by tag)."""
+    if needs_docker(session.items):
+        ensure_image()
 
 
 @dataclass

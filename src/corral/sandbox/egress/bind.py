@@ -1,17 +1,24 @@
-"""How an egress channel enters a bwrap sandbox: two read-only binds, an env, a relay.
+"""How an egress channel enters a sandbox (bwrap or Docker): two read-only binds, an
+env, a relay.
 
-The proxy's Unix socket and the relay script are bound under /run/corral; the relay is
-started before the agent's shell (and spared by the shell driver's process sweeps);
-`http_proxy`/`https_proxy` point at it. Nothing here carries a secret.
+One recipe for both backends: the proxy's Unix socket and the relay script are bound
+read-only under /run/corral; the relay is started before the agent's shell (and spared
+by the shell driver's process sweeps); `http_proxy`/`https_proxy` point at it. Only the
+spelling of the binds differs (`--ro-bind` for bwrap, `-v ...:ro` for Docker). Nothing
+here carries a secret.
 """
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from corral.sandbox.egress import relay
 from corral.sandbox.procs import NamespaceScope
+
+if TYPE_CHECKING:
+    from corral.sandbox.base import BaseSandbox
 
 SOCKET_INNER = relay.SOCKET
 RELAY_INNER = "/run/corral/egress-relay.py"
@@ -19,9 +26,17 @@ PROXY_URL = f"http://127.0.0.1:{relay.PORT}"
 _PYTHON = "/usr/bin/python3"
 
 
+def binds(socket_path: Path) -> list[tuple[str, str]]:
+    """(host path, inner path) pairs to bind read-only into the sandbox."""
+    return [(str(socket_path), SOCKET_INNER), (str(Path(relay.__file__).resolve()), RELAY_INNER)]
+
+
 def bwrap_args(socket_path: Path) -> list[str]:
-    return ["--ro-bind", str(socket_path), SOCKET_INNER,
-            "--ro-bind", str(Path(relay.__file__).resolve()), RELAY_INNER]  # fmt: skip
+    return [arg for host, inner in binds(socket_path) for arg in ("--ro-bind", host, inner)]
+
+
+def docker_args(socket_path: Path) -> list[str]:
+    return [arg for host, inner in binds(socket_path) for arg in ("-v", f"{host}:{inner}:ro")]
 
 
 def proxy_env() -> dict[str, str]:
@@ -47,3 +62,13 @@ def relay_pids(scope: NamespaceScope) -> set[int]:
             if RELAY_INNER.encode() in Path(f"/proc/{host}/cmdline").read_bytes():
                 found.add(inner)
     return found
+
+
+async def start_unpooled(sb: BaseSandbox) -> None:
+    """Boot `sb` fresh and load its repo: a pooled sandbox was booted without the binds."""
+    await sb.boot()
+    try:
+        await sb.load()
+    except BaseException:
+        await sb.close()
+        raise
