@@ -161,7 +161,7 @@ def campaign_run(
     """Create a campaign from FILE and run it to the end."""
 
     async def create(s: Store) -> str:
-        cid = await create_from_file(s, file, env=dict(os.environ))
+        cid = await create_from_file(s, file, env=dict(os.environ), home=home)
         if not as_json:
             typer.echo(f"campaign {cid}", err=True)
         return cid

@@ -66,6 +66,16 @@ class ErrorKind(StrEnum):
     final = "final"  # the agent gave up, a policy violation, budget exhausted
 
 
+class PolicyFile(Frozen):
+    """A campaign's or task's policy file as read when the campaign was created. Its text
+    is what applies: editing the file later changes nothing, and a resumed task runs
+    under the same rules."""
+
+    path: str
+    sha256: str
+    text: str
+
+
 class TaskSpec(Frozen):
     """One task as written in a campaign file."""
 
@@ -86,6 +96,8 @@ class TaskSpec(Frozen):
     require_approval: bool = False
     on_parent_failure: Literal["fail", "skip"] = "skip"
     unique_key: str | None = None
+    policy: str | None = None  # a policy file (relative to the campaign file): adds rules
+    policy_files: tuple[PolicyFile, ...] = ()  # filled in by corral: campaign's, then task's
 
 
 class CampaignSpec(Frozen):
@@ -99,6 +111,7 @@ class CampaignSpec(Frozen):
     timeout_s: float | None = Field(default=None, gt=0)
     model: str | None = None  # default for tasks that name none
     unsafe_local: bool = False
+    policy: str | None = None  # a policy file for every task (adds rules; see policy/layers)
     tasks: tuple[TaskSpec, ...] = Field(min_length=1)
 
     @field_validator("tasks")

@@ -35,6 +35,7 @@ from corral.orchestrator.delivery import deliver
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.models import FleetModels
+from corral.orchestrator.policy import task_policy
 from corral.orchestrator.resume import recorded_turns
 from corral.orchestrator.retry import classify
 from corral.orchestrator.settings import WorkerSettings
@@ -123,6 +124,7 @@ class _Runner:
             model, decision = await self.models.for_attempt(
                 self.task, self.campaign, self.lease, repo_files=None
             )
+            policy = task_policy(self.settings.home, spec)  # campaign/task rules: the snapshot
             resume_from = (self.task.result or {}).get("resume_from")
             if resume_from:
                 model = ResumeModel(await recorded_turns(self.store, resume_from), model)
@@ -154,7 +156,7 @@ class _Runner:
                 attempt_id=self.lease.attempt_id, task=spec.instructions, repo=Path(spec.repo),
                 model=model, box=box, config=config, store=self.store,
                 home=self.settings.home, hooks=hooks, preamble=self._preamble(decision),
-                approved=(self.task.result or {}).get("approved", ()),
+                policy=policy, approved=(self.task.result or {}).get("approved", ()),
             )
         )  # fmt: skip
         guard = asyncio.create_task(self._guard(main))

@@ -1,4 +1,9 @@
-"""Reading a campaign file: one clear line for any mistake, naming file, line and field."""
+"""Reading a campaign file: one clear line for any mistake, naming file, line and field.
+
+Relative paths (repos, scripted models, policy files) are relative to the campaign file.
+Policy files are read here, once: their text is kept in each task's spec (see
+`policy/layers.py`), so what a task runs under is fixed when the campaign is created.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +14,8 @@ import yaml
 from pydantic import ValidationError
 
 from corral.domain import CampaignSpec, ConfigError, TaskSpec
+from corral.domain.tasks import PolicyFile
+from corral.orchestrator.policy.layers import read_policy_file
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -54,6 +61,13 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
         raise ConfigError(f"{p}{where}: invalid YAML: {problem}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a campaign file must be a mapping with `name` and `tasks`")
+    for i, t in enumerate(data.get("tasks") or []):
+        if isinstance(t, dict) and "policy_files" in t:
+            line = _line_of(node, ("tasks", i, "policy_files"))
+            raise ConfigError(
+                f"{p}:{line or '?'}: tasks[{i}].policy_files: filled in by corral; "
+                "name a file with `policy:`"
+            )
     try:
         spec = CampaignSpec.model_validate(data)
     except ValidationError as e:
@@ -63,7 +77,7 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
         msg = err["msg"].replace("Value error, ", "")
         raise ConfigError(f"{p}:{line or '?'}: {_where(loc)}: {msg}") from None
     check_dag(spec, p, node)
-    return _resolve_repos(spec, p.parent), text
+    return _resolve_paths(spec, p, node), text
 
 
 def check_dag(spec: CampaignSpec, path: Path, node: yaml.Node | None = None) -> None:
@@ -94,14 +108,26 @@ def check_dag(spec: CampaignSpec, path: Path, node: yaml.Node | None = None) -> 
         visit(t.id, [])
 
 
-def _resolve_repos(spec: CampaignSpec, base: Path) -> CampaignSpec:
-    """Relative repo and script paths are relative to the campaign file, as a reader expects."""
+def _resolve_paths(spec: CampaignSpec, path: Path, node: yaml.Node | None) -> CampaignSpec:
+    """Relative paths are relative to the campaign file, as a reader expects; policy
+    files are read and checked (a bad one names itself and where the campaign names it)."""
+    base = path.parent
 
-    def fix(t: TaskSpec) -> TaskSpec:
+    def snap(name: str, loc: tuple[int | str, ...], below: tuple[PolicyFile, ...]) -> PolicyFile:
+        try:
+            return read_policy_file((base / name).resolve(), base=below)
+        except ConfigError as e:
+            line = _line_of(node, loc)
+            raise ConfigError(f"{path}:{line or '?'}: {_where(loc)}: {e}") from None
+
+    shared = (snap(spec.policy, ("policy",), ()),) if spec.policy else ()
+
+    def fix(i: int, t: TaskSpec) -> TaskSpec:
         repo = str((base / t.repo).resolve()) if not Path(t.repo).is_absolute() else t.repo
         model = t.model or spec.model
         if model and model.startswith("scripted:") and not Path(model[9:]).is_absolute():
             model = "scripted:" + str((base / model[9:]).resolve())
-        return t.model_copy(update={"repo": repo, "model": model})
+        own = (snap(t.policy, ("tasks", i, "policy"), shared),) if t.policy else ()
+        return t.model_copy(update={"repo": repo, "model": model, "policy_files": shared + own})
 
-    return spec.model_copy(update={"tasks": tuple(fix(t) for t in spec.tasks)})
+    return spec.model_copy(update={"tasks": tuple(fix(i, t) for i, t in enumerate(spec.tasks))})

@@ -13,6 +13,7 @@ from corral.domain import ConfigError
 from corral.orchestrator.campaign_file import load_campaign
 from corral.orchestrator.hooks import check_model
 from corral.orchestrator.models import FleetModels
+from corral.orchestrator.policy import task_policy
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
 from corral.store import Store
@@ -21,9 +22,14 @@ Progress = Callable[[dict[str, Any]], Awaitable[None] | None]
 
 
 async def create_from_file(
-    store: Store, path: str | Path, *, env: dict[str, str] | None = None
+    store: Store,
+    path: str | Path,
+    *,
+    env: dict[str, str] | None = None,
+    home: Path | None = None,
 ) -> str:
-    """Validate the file, every repo and every model spec, then create the campaign."""
+    """Validate the file, every repo, model spec and policy file (with `home`'s policy
+    when given), then create the campaign."""
     spec, _ = load_campaign(path)
     for t in spec.tasks:
         if not t.model:
@@ -31,6 +37,8 @@ async def create_from_file(
         check_model(t.model, env)
         if not await asyncio.to_thread(os.path.isdir, t.repo):
             raise ConfigError(f"{path}: task {t.id}: repo {t.repo!r} does not exist")
+        if home is not None:
+            task_policy(home, t)
     return await store.create_campaign(spec)
 
 

@@ -22,7 +22,7 @@ from corral.orchestrator.policy import (
     PolicyGuard,
     Redactor,
     default_redactor,
-    load_policy,
+    effective_policy,
 )
 from corral.ports import Model, Sandbox
 from corral.store import Store
@@ -98,7 +98,7 @@ async def execute_attempt(
                 sandbox=box,
                 tools=PolicyGuard(
                     Toolbox(default_tools(bash_timeout=config.limits.command_timeout_s)),
-                    policy or load_policy(home / "policy.yaml"),
+                    policy or effective_policy(home, repo),
                     approved=approved,
                     audit=AuditService(store),
                     attempt_id=attempt_id,

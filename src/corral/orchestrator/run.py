@@ -25,6 +25,7 @@ from corral.models import ReplayModel
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.hooks import check_model
 from corral.orchestrator.models import FleetModels
+from corral.orchestrator.policy import Policy, effective_policy
 from corral.ports import Model, Sandbox
 from corral.sandbox import SandboxLimits, open_sandbox
 from corral.store import Store
@@ -68,6 +69,7 @@ async def run_task(
     home: str | Path = ".corral",
     env: Mapping[str, str] | None = None,
     on_event: EventHook | None = None,
+    policy: Policy | None = None,
 ) -> RunResult:
     """Run one agent on one repo in a fresh sandbox; returns when it finishes or stops.
 
@@ -77,6 +79,8 @@ async def run_task(
     if not task.strip():
         raise ConfigError("the task is empty: say what the agent should do")
     repo_path = check_repo(repo)
+    home_path = Path(home)
+    rules = policy or effective_policy(home_path, repo_path)  # a bad policy file fails here
     cfg = config or AgentConfig()
     models = FleetModels(env=env)
     attempt_id = new_id("att")
@@ -87,11 +91,12 @@ async def run_task(
         the_model = model
     limits = sandbox_limits or SandboxLimits(default_timeout=cfg.limits.command_timeout_s)
     box = open_sandbox(sandbox, repo_path, limits=limits, unsafe_local=unsafe_local)
-    home_path = Path(home)
     own_store = store is None
     db = store or await Store.open(home=home_path)
     try:
-        return await _run(attempt_id, task, repo_path, the_model, box, cfg, db, home_path, on_event)
+        return await _run(
+            attempt_id, task, repo_path, the_model, box, cfg, db, home_path, on_event, rules
+        )
     finally:
         if own_store:
             await db.close()
@@ -116,13 +121,14 @@ async def _run(
     store: Store,
     home: Path,
     on_event: EventHook | None,
+    policy: Policy,
 ) -> RunResult:
     await store.create_attempt(
         attempt_id, task=task, repo=str(repo), model=model.name, sandbox=box.kind
     )
     out = await execute_attempt(
         attempt_id=attempt_id, task=task, repo=repo, model=model, box=box, config=cfg,
-        store=store, home=home, hooks=[on_event] if on_event else [],
+        store=store, home=home, hooks=[on_event] if on_event else [], policy=policy,
     )  # fmt: skip
     o = out.outcome
     await store.end_attempt(

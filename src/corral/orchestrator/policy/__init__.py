@@ -2,6 +2,7 @@
 
 from corral.orchestrator.policy.audit import AuditService
 from corral.orchestrator.policy.guard import PolicyGuard
+from corral.orchestrator.policy.layers import effective_policy, read_policy_file, task_policy
 from corral.orchestrator.policy.redact import (
     RedactingFilter,
     Redactor,
@@ -19,5 +20,6 @@ from corral.orchestrator.policy.rules import (
 )
 
 __all__ = ["AuditService", "Decision", "Policy", "PolicyGuard", "RedactingFilter", "Redactor",
-           "Rule", "Verdict", "action_key", "default_redactor", "install_log_redaction",
-           "load_policy", "register_secret"]  # fmt: skip
+           "Rule", "Verdict", "action_key", "default_redactor", "effective_policy",
+           "install_log_redaction", "load_policy", "read_policy_file", "register_secret",
+           "task_policy"]  # fmt: skip

@@ -47,19 +47,22 @@ class PolicyGuard:
             if verdict.rule is not None:
                 await self._audit("action", verdict, key)
             return await self.tools.run(sandbox, call)
-        if key in self.approved:
+        if verdict.decision is Decision.require_approval and key in self.approved:
+            # Only a held action can be pre-approved: a deny (say, added by the
+            # installation since the approval) always wins.
             await self._audit("action", verdict, key, approved=True)
             return await self.tools.run(sandbox, call)
         await self._audit("policy", verdict, key)
-        rule, why = verdict.rule_name, verdict.rule.reason if verdict.rule else ""
+        rule = verdict.rule_name
+        why = f" ({verdict.rule.reason})" if verdict.rule and verdict.rule.reason else ""
         if verdict.decision is Decision.deny:
             return error_result(
-                f"policy: denied by rule {rule!r} ({why}): {verdict.action}; "
+                f"policy: denied by rule {rule!r}{why}: {verdict.action}; "
                 "this action is not allowed for agents — find another way or escalate"
             )
         return ToolResult(
             output=(
-                f"policy: rule {rule!r} ({why}) requires human approval for: "
+                f"policy: rule {rule!r}{why} requires human approval for: "
                 f"{verdict.action}\nThe run pauses here for review."
             ),
             is_error=True,
@@ -70,7 +73,8 @@ class PolicyGuard:
         if self.audit is None:
             return
         detail = {"decision": v.decision.value, "rule": v.rule_name, "action": v.action,
-                  "action_key": key, "pre_approved": approved}  # fmt: skip
+                  "action_key": key, "pre_approved": approved,
+                  "policy": self.policy.digest}  # fmt: skip
         await self.audit.record(
             "action" if kind == "action" else "policy", detail, attempt_id=self.attempt_id
         )

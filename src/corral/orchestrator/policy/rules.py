@@ -4,9 +4,14 @@ An action is one tool call. Its *text* is what rules read: the command for `bash
 path for file tools, `tool {json args}` otherwise. A rule matches when every condition
 it gives holds (tool name, a regex over the text, globs over the `path` argument,
 regexes over named arguments). The strictest matching rule decides (deny, then
-require_approval, then allow); no match allows. An override file (per installation,
-campaign or task) replaces built-in rules by name, adds its own, or `disable`s some —
-relaxing a rule means redefining it, so nothing is loosened by accident.
+require_approval, then allow); no match allows.
+
+Layers, in order (see `layers.py`): the built-in rules; the installation's
+`HOME/policy.yaml`, which may replace built-in rules by name, add its own, or `disable`
+some (relaxing means redefining, so nothing is loosened by accident); then the campaign's
+and the task's files, which may only *add* rules with new names. Since the strictest
+match wins, an added rule can only tighten: deny always wins, require_approval beats
+allow, and nothing but the installation's own file can relax a rule.
 """
 
 from __future__ import annotations
@@ -115,12 +120,15 @@ def _glob(path: str, pattern: str) -> bool:
 
 
 class Policy:
-    """An ordered, named set of rules."""
+    """Named rules (built-in and installation: replaceable by name) plus rules added by
+    campaign and task files (never replacing anything)."""
 
-    def __init__(self, rules: list[Rule] | tuple[Rule, ...]) -> None:
+    def __init__(self, rules: list[Rule] | tuple[Rule, ...], added: tuple[Rule, ...] = ()) -> None:
         self.rules: dict[str, Rule] = {}
         for rule in rules:
             self.rules[rule.name] = rule
+        self.added = added
+        self._all = (*self.rules.values(), *added)
 
     @classmethod
     def builtin(cls) -> Policy:
@@ -128,31 +136,48 @@ class Policy:
         (overrides build a new Policy)."""
         return _builtin()
 
+    @functools.cached_property
+    def digest(self) -> str:
+        """Names what applied (in audit entries): equal rules, equal digest."""
+        blob = json.dumps([r.model_dump(mode="json") for r in self._all], sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
     @classmethod
-    def from_yaml(cls, text: str, *, source: str = "policy", base: Policy | None = None) -> Policy:
-        try:
-            data = yaml.safe_load(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{source}: invalid YAML: {str(e).splitlines()[0]}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{source}: expected a mapping with `rules:` and/or `disable:`")
-        unknown = set(data) - {"rules", "disable"}
-        if unknown:
-            raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; use rules, disable")
+    def from_yaml(
+        cls, text: str, *, source: str = "policy", base: Policy | None = None,
+        add_only: bool = False,
+    ) -> Policy:  # fmt: skip
+        """`base` with the file applied. `add_only` (a campaign's or task's file): no
+        `disable`, and every rule needs a name of its own."""
+        data = _parse(text, source)
         rules = dict(base.rules) if base else {}
+        added = base.added if base else ()
+        if add_only and data.get("disable"):
+            raise ConfigError(
+                f"{source}: `disable` is not allowed in a campaign or task policy, which may "
+                "only add rules (the installation's policy.yaml may relax them)"
+            )
         for name in data.get("disable") or []:
             if name not in rules:
                 raise ConfigError(f"{source}: cannot disable unknown rule {name!r}")
             del rules[name]
+        new: dict[str, Rule] = {}
         for i, raw in enumerate(data.get("rules") or []):
             try:
                 rule = Rule.model_validate(raw)
             except ValidationError as e:
                 err = e.errors()[0]
-                where = ".".join(str(p) for p in err["loc"])
-                raise ConfigError(f"{source}: rule #{i + 1}: {where}: {err['msg']}") from None
-            rules[rule.name] = rule
-        return cls(list(rules.values()))
+                where = "".join(f"{p}: " for p in err["loc"][:1])
+                raise ConfigError(f"{source}: rule #{i + 1}: {where}{err['msg']}") from None
+            if add_only and (taken := _taken(rule.name, base, new)):
+                raise ConfigError(
+                    f"{source}: rule #{i + 1}: name {rule.name!r} is {taken}; a campaign or "
+                    "task policy may only add rules, with names of their own"
+                )
+            new[rule.name] = rule
+        if add_only:
+            return cls(list(rules.values()), (*added, *new.values()))
+        return cls(list((rules | new).values()), added)
 
     def with_overrides(self, path: Path) -> Policy:
         """This policy with an override file applied (rules by name, `disable`)."""
@@ -165,13 +190,40 @@ class Policy:
     def evaluate(self, tool: str, args: Mapping[str, Any]) -> Verdict:
         text = action_text(tool, args)
         best: Rule | None = None
-        for rule in self.rules.values():
+        for rule in self._all:
             if rule.matches(tool, args, text) and (
                 best is None or _SEVERITY[rule.decision] > _SEVERITY[best.decision]
             ):
                 best = rule
         short = text if len(text) <= 300 else text[:297] + "..."
         return Verdict(best.decision if best else Decision.allow, best, short)
+
+
+def _taken(name: str, base: Policy | None, new: Mapping[str, Rule]) -> str:
+    """Why an added rule may not have this name ("" when it may)."""
+    if name in _builtin().rules:
+        return "a built-in rule"
+    if name in new:
+        return "used twice"
+    if base is not None and (name in base.rules or any(r.name == name for r in base.added)):
+        return "already a rule of an earlier policy file"
+    return ""
+
+
+def _parse(text: str, source: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{source}: invalid YAML: {str(e).splitlines()[0]}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping with `rules:` and/or `disable:`")
+    unknown = set(data) - {"rules", "disable"}
+    if unknown:
+        raise ConfigError(f"{source}: unknown keys {sorted(unknown)}; use rules, disable")
+    for key in ("rules", "disable"):
+        if data.get(key) is not None and not isinstance(data[key], list):
+            raise ConfigError(f"{source}: `{key}` must be a list")
+    return data
 
 
 @functools.cache
