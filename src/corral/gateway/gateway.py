@@ -30,10 +30,11 @@ from corral.domain.errors import BudgetExceeded
 from corral.gateway.budget import BudgetLedger, BudgetScope, MemoryLedger
 from corral.gateway.config import Deployment, GatewayConfig, Price, load_config
 from corral.gateway.limits import Account, DeploymentLimiter, Need
-from corral.gateway.prices import estimate_prompt_tokens, resolve_price
+from corral.gateway.prices import resolve_price
 from corral.gateway.recording import Recorder, Replayer
 from corral.gateway.routing import Health, RouteDecision, TaskInfo, route
 from corral.gateway.upstream import HttpUpstream, ModelUpstream, Upstream
+from corral.gateway.wire import WirePrompt
 from corral.models import OpenAICompatModel, parse_model_spec
 from corral.models.spec import OPENAI_COMPATIBLE_KEY_VAR
 
@@ -291,7 +292,8 @@ class Gateway:
     ) -> Completion:
         dep = slot.config
         out_cap = min(max_tokens or dep.max_output_tokens, dep.max_output_tokens)
-        need = Need(estimate_prompt_tokens(messages, tools), out_cap)
+        prompt = WirePrompt(messages, tools)
+        need = Need(prompt.estimated_tokens, out_cap)
         slot.limiter.check_fits(need)
         worst = slot.price.cost(need.input_tokens, need.output_tokens)
         call_id = f"call-{next(self._ids)}"
@@ -302,7 +304,7 @@ class Gateway:
         charged = 0.0
         try:
             completion = await self._attempts(
-                slot, messages, tools, need, priority, deadline, can_fall_back, flight
+                slot, messages, tools, prompt, need, priority, deadline, can_fall_back, flight
             )
             charged = completion.cost_usd
             self._record(slot, messages, tools, out_cap, scope, completion, None)
@@ -323,6 +325,7 @@ class Gateway:
         slot: _Slot,
         messages: Sequence[Message],
         tools: Sequence[ToolSpec],
+        prompt: WirePrompt,
         need: Need,
         priority: int,
         deadline: float,
@@ -344,7 +347,7 @@ class Gateway:
                 left = max(0.001, min(slot.config.timeout_s, deadline - self.clock()))
                 async with asyncio.timeout(left):
                     completion, headers = await slot.upstream.call(
-                        messages, tools, max_tokens=need.output_tokens
+                        messages, tools, max_tokens=need.output_tokens, prompt=prompt
                     )
             except TimeoutError:
                 limiter.release(permit, None)

@@ -1,4 +1,4 @@
-"""Prices and token estimates: what a call may cost before it is made.
+"""Prices: what a call may cost before it is made (the token estimate is in `wire`).
 
 Prices come from LiteLLM's offline cost map (imported with LITELLM_LOCAL_MODEL_COST_MAP
 set, so nothing is fetched) unless the deployment's config gives one; a model with
@@ -9,29 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
-from collections.abc import Sequence
 
-from corral.domain import ConfigError, Message, ToolSpec
+from corral.domain import ConfigError
 from corral.gateway.config import Deployment, Price
 from corral.models.litellm_model import import_litellm
-from corral.models.openai_format import messages_to_openai, tools_to_openai
 
-__all__ = ["estimate_prompt_tokens", "litellm_price", "resolve_price"]
-
-# Conservative on purpose: providers count about 4 characters a token; 3 over-reserves
-# a little, so a budget reservation is an upper bound of what the call can cost.
-CHARS_PER_TOKEN = 3
-PER_MESSAGE_OVERHEAD = 4
-
-
-def estimate_prompt_tokens(messages: Sequence[Message], tools: Sequence[ToolSpec]) -> int:
-    """An upper estimate of the prompt's tokens, from its wire JSON."""
-    text = json.dumps(messages_to_openai(messages), separators=(",", ":"))
-    if tools:
-        text += json.dumps(tools_to_openai(tools), separators=(",", ":"))
-    return math.ceil(len(text) / CHARS_PER_TOKEN) + PER_MESSAGE_OVERHEAD * len(messages)
+__all__ = ["litellm_price", "resolve_price"]
 
 
 def _lookup_names(spec: str) -> list[str]:

@@ -15,15 +15,15 @@ import json
 import ssl
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
 from corral.domain import Completion, Message, ProviderError, ToolSpec
+from corral.gateway.wire import WirePrompt
 from corral.models.openai_compat import error_from_response
-from corral.models.openai_format import messages_to_openai, one_line, parse_response
-from corral.models.openai_format import tools_to_openai as _tools
+from corral.models.openai_format import one_line, parse_response
 from corral.ports import Model
 
 __all__ = ["Answer", "HttpUpstream", "ModelUpstream", "Upstream"]
@@ -37,8 +37,15 @@ class Upstream(Protocol):
     context_window: int
 
     async def call(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, max_tokens: int
-    ) -> Answer: ...
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        max_tokens: int,
+        prompt: WirePrompt | None = None,
+    ) -> Answer:
+        """`prompt`: the same messages and tools already encoded, when the caller has it."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -88,16 +95,15 @@ class HttpUpstream:
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
     async def call(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        max_tokens: int,
+        prompt: WirePrompt | None = None,
     ) -> Answer:
-        payload: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages_to_openai(messages),
-            "max_tokens": max_tokens,
-        }
-        if tools:
-            payload["tools"] = _tools(tools)
-        raw = self._request(json.dumps(payload).encode())
+        prompt = prompt or WirePrompt(messages, tools)
+        raw = self._request(prompt.body(self.model, max_tokens))
         started = time.monotonic()
         async with self._slots:
             try:
@@ -202,7 +208,12 @@ class ModelUpstream:
         self.context_window = model.context_window
 
     async def call(
-        self, messages: Sequence[Message], tools: Sequence[ToolSpec], *, max_tokens: int
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[ToolSpec],
+        *,
+        max_tokens: int,
+        prompt: WirePrompt | None = None,
     ) -> Answer:
         if hasattr(self.model, "max_tokens"):
             self.model.max_tokens = max_tokens

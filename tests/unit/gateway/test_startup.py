@@ -8,7 +8,8 @@ import pytest
 
 from corral.domain import ConfigError, Message, UnknownModel
 from corral.gateway import Gateway, parse_config
-from corral.gateway.prices import estimate_prompt_tokens, litellm_price
+from corral.gateway.prices import litellm_price
+from corral.gateway.wire import WirePrompt
 
 
 def _config(model: str, **extra: object) -> object:
@@ -57,7 +58,7 @@ def test_prices_come_from_litellms_offline_map() -> None:
 
 def test_the_prompt_estimate_is_an_upper_bound_of_the_providers_count() -> None:
     messages = [Message(role="user", content="word " * 500)]
-    assert estimate_prompt_tokens(messages, []) >= len("word " * 500) // 4
+    assert WirePrompt(messages, []).estimated_tokens >= len("word " * 500) // 4
 
 
 def test_unknown_deployment_names_say_what_exists(tmp_path: Path) -> None:
