@@ -75,3 +75,30 @@ def test_index_outage_falls_back_to_advisories(closed_port_url: str, tmp_path: P
     [u] = p.upgrades
     assert (u.to_version, u.verified_by_index) == ("5.4", False)
     assert not p.index_used and index.failures
+
+
+def test_release_files_digests_and_why_not(
+    serve: Callable[[Route], FakeServer], closed_port_url: str
+) -> None:
+    def route(method: str, path: str, body: Any) -> tuple[int, Any]:
+        if path == "/pypi/pyyaml/5.4/json":
+            digest = {"sha256": "A" * 64, "md5": "0" * 32}
+            return 200, {"urls": [{"filename": "PyYAML-5.4.tar.gz", "url": "u", "size": 7,
+                                   "digests": digest}]}  # fmt: skip
+        if path == "/pypi/pyyaml/5.5/json":
+            return 200, {"urls": [{"filename": "PyYAML-5.5.tar.gz", "digests": {}}]}
+        return 404, {"message": "Not Found"}
+
+    server = serve(route)
+
+    async def go(url: str, name: str, version: str) -> Any:
+        async with PyPIIndex(url, timeout=2) as index:
+            return await index.files(name, version)
+
+    [f] = asyncio.run(go(f"{server.url}/pypi", "PyYAML", "5.4"))
+    assert (f.filename, f.sha256, f.size, f.url) == ("PyYAML-5.4.tar.gz", "a" * 64, 7, "u")
+    assert asyncio.run(go(f"{server.url}/pypi", "pyyaml", "9.9")) == "the index answered HTTP 404"
+    bad = asyncio.run(go(f"{server.url}/pypi", "pyyaml", "5.5"))
+    assert bad == "unusable index answer: PyYAML-5.5.tar.gz has no sha256 digest"
+    down = asyncio.run(go(f"{closed_port_url}/pypi", "pyyaml", "5.4"))
+    assert down == "index unreachable (ConnectError)"

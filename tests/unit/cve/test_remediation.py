@@ -10,12 +10,12 @@ from pathlib import Path
 from corral.domain import Message, ToolCall
 from corral.tools import default_tools
 from corral.workflows.cve import OsvDatabase, plan_fixes, scan_repo
+from corral.workflows.cve.edits import build_edits
 from corral.workflows.cve.playbook import RESULT_MARK, PlaybookModel, parse_spec
 from corral.workflows.cve.pr import pr_body, result_from_reason
 from corral.workflows.cve.tasks import (
     CvePayload,
     TestPlan,
-    build_edits,
     detect_tests,
     parse_instructions,
     render_instructions,
@@ -37,9 +37,10 @@ description = "HTTP library"
 def _payload(root: Path, db: OsvDatabase, tests: TestPlan) -> CvePayload:
     report = asyncio.run(scan_repo(root, db))
     plan = asyncio.run(plan_fixes(report, db))
-    edits, problems = build_edits(root, plan)
+    made = build_edits(root, plan)
     return CvePayload(
-        repo=str(root), plan=plan, edits=tuple(edits), problems=tuple(problems), tests=tests,
+        repo=str(root), plan=plan, edits=tuple(made.edits), problems=tuple(made.problems),
+        tests=tests,
         targets=tuple(sorted({(u.package, a.id) for u in plan.upgrades for a in u.advisories})),
         known=tuple(sorted({(f.package, f.advisory) for f in report.findings})),
         manifests=report.manifests, findings=len(report.findings),
@@ -146,3 +147,25 @@ def test_rescan_that_still_sees_the_advisory_is_not_a_success(
 def test_spec_parsing() -> None:
     assert parse_spec("playbook:cve") is None
     assert parse_spec("playbook:cve?then=openai/gpt-4o") == "openai/gpt-4o"
+
+
+def test_hashes_that_could_not_be_refreshed_go_to_review_naming_the_package(
+    tmp_path: Path, db: OsvDatabase
+) -> None:
+    write(tmp_path, {"requirements.txt": "idna==3.6\n"})
+    gap = "pyyaml 5.4: hashes could not be refreshed (index unreachable (ConnectError))"
+    p = _payload(tmp_path, db, TestPlan(kind="none")).model_copy(update={"hash_problems": (gap,)})
+    # Even with a model to hand over to: no LLM can fetch hashes from inside the sandbox.
+    model = PlaybookModel(p, lambda: db, then=lambda: PlaybookModel(p, lambda: db))
+    msgs = [Message(role="user", content="u")]
+    msgs = _after(msgs, _answer(model, msgs), ["Edited requirements.txt"])
+    msgs = _after(msgs, _answer(model, msgs), ["corral-exit=0"])
+    rescan = _answer(model, msgs)
+    installed = json.dumps([{"name": "idna", "version": "3.7"}])
+    out = f"corral-installed: {installed}\n--- corral-file: requirements.txt\nidna==3.7\n"
+    final = _answer(model, _after(msgs, rescan, [out]))
+    assert [c.name for c in final] == ["escalate"]
+    reason = final[0].arguments["reason"]
+    assert reason.splitlines()[0] == f"Hashes could not be refreshed: {gap}."
+    assert result_from_reason(reason)["fixed"] == [["idna", "PYSEC-2024-60"]]
+    assert gap in pr_body(p, result_from_reason(reason))

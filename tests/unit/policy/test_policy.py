@@ -36,6 +36,9 @@ A, D, R = Decision.allow, Decision.deny, Decision.require_approval
         ("python -m pip install -i https://x.example/simple y", R, "unknown-index"),
         ("pip install -i https://pypi.org/simple requests", A, None),
         ("pip install -e . && pytest -q", A, None),
+        ("pip install --no-index --find-links .corral/wheels -r r.txt", A, None),
+        ("pip install --find-links .corral/wheels/../x y", R, "unknown-index"),
+        ("pip install -f /tmp/wheels y", R, "unknown-index"),
         ("npm install --registry https://evil.example x", R, "unknown-index"),
     ],
 )  # fmt: skip

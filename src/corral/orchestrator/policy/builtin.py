@@ -40,6 +40,6 @@ rules:
   - name: unknown-index
     decision: require_approval
     tools: [bash]
-    command: '\b(?:pip3?|uv|poetry|pipx|python3?\s+-m\s+pip)\b[^\n;&|]*\s(?:--index-url|--extra-index-url|-i|--trusted-host|--find-links|-f)(?:\s+|=)(?!https://pypi\.org/simple/?(?:\s|$))\S|\b(?:npm|yarn|pnpm)\b[^\n;&|]*--registry(?:\s+|=)(?!https://registry\.npmjs\.org/?(?:\s|$))\S'
-    reason: installing packages from an index other than the public one
+    command: '\b(?:pip3?|uv|poetry|pipx|python3?\s+-m\s+pip)\b[^\n;&|]*\s(?:--index-url|--extra-index-url|-i|--trusted-host|--find-links|-f)(?:\s+|=)(?!https://pypi\.org/simple/?(?:\s|$)|\.corral/wheels/?(?:\s|$))\S|\b(?:npm|yarn|pnpm)\b[^\n;&|]*--registry(?:\s+|=)(?!https://registry\.npmjs\.org/?(?:\s|$))\S'
+    reason: installing packages from an index other than the public one (or the wheelhouse corral fills from it)
 """  # noqa: E501

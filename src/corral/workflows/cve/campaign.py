@@ -12,6 +12,7 @@ import glob
 import hashlib
 import os
 import re
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,10 @@ from pathlib import Path
 from typing import Literal
 
 from corral.domain import CampaignSpec, ConfigError, TaskSpec
+from corral.workflows.cve import lockreqs
 from corral.workflows.cve.deliver import KIND, register
+from corral.workflows.cve.digests import Found, check_wheelhouse, release_digests
+from corral.workflows.cve.edits import HashGap, build_edits, hashed_requirement_files
 from corral.workflows.cve.index import PyPIIndex
 from corral.workflows.cve.models import FixPlan, ScanReport
 from corral.workflows.cve.osv import AdvisorySource
@@ -27,12 +31,12 @@ from corral.workflows.cve.planner import plan_fixes
 from corral.workflows.cve.scanner import scan_repo
 from corral.workflows.cve.tasks import (
     CvePayload,
-    build_edits,
     detect_tests,
     render_instructions,
     requirement_files,
 )
-from corral.workflows.cve.wheels import pins_for, prepare
+from corral.workflows.cve.verify import LOCKREQS
+from corral.workflows.cve.wheels import Wheelhouse, ignore_corral_dir, pins_for, prepare
 
 DEFAULT_MODEL = "playbook:cve"
 
@@ -58,7 +62,9 @@ class Triaged:
 
     @property
     def actionable(self) -> bool:
-        return self.payload is not None and bool(self.payload.edits)
+        """Something to change, or a bump a human must finish (hashes we could not get)."""
+        p = self.payload
+        return p is not None and bool(p.edits or p.hash_problems)
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,7 @@ class CampaignOptions:
     require_approval: bool = False
     test_command: str | None = None
     use_index: bool = True  # ask PyPI for releases (no pre-releases, no yanked)
+    index_url: str | None = None  # PyPI's JSON API or a mirror (default $CORRAL_PYPI_URL)
     install: Literal["wheelhouse", "index"] = "wheelhouse"
     wheel_cache: Path | None = None
     max_attempts: int = 2
@@ -119,7 +126,7 @@ async def triage(
     """Scan and plan every repo, prepare wheelhouses; worst severity first."""
     used: set[str] = set()
     out = [Triaged(e, _key(e.path, used)) for e in entries]
-    index = PyPIIndex() if opts.use_index else None
+    index = PyPIIndex(opts.index_url) if opts.use_index else None
     try:
         for t in out:
             try:
@@ -141,27 +148,60 @@ async def triage(
 async def _payload(t: Triaged, opts: CampaignOptions) -> CvePayload:
     assert t.report is not None and t.plan is not None
     root = t.entry.path
-    edits, problems = build_edits(root, t.plan)
     reqs = requirement_files(t.report)
-    wheel_problems: list[str] = []
+    found, plan = await _digests(root, t.plan, opts)
+    house: Wheelhouse | None = None
     if opts.install == "wheelhouse":
-        house = await prepare(root, pins_for(root, t.plan), cache=opts.wheel_cache)
-        wheel_problems = house.problems
+        house = await prepare(root, pins_for(root, plan), cache=opts.wheel_cache)
+        found = await check_wheelhouse(found, house.path)
+    made = build_edits(root, t.plan, found)
+    checks = sorted({(e.file, e.package) for e in made.edits if e.lock and e.hashes})
+    if checks:
+        ignore_corral_dir(root)
+        shutil.copyfile(Path(lockreqs.__file__), root / LOCKREQS)
     targets = sorted({(u.package, a.id) for u in t.plan.upgrades for a in u.advisories})
     return CvePayload(
         repo=str(root),
         plan=t.plan,
-        edits=tuple(edits),
-        problems=tuple(problems),
+        edits=tuple(made.edits),
+        problems=tuple(made.problems),
         tests=detect_tests(root, override=t.entry.test_command or opts.test_command),
         requirement_files=reqs,
+        hashed_requirements=hashed_requirement_files(root, reqs),
+        hash_checks=tuple(checks),
+        hash_problems=hash_problems(made.hash_gaps),
         install=opts.install,
-        wheel_problems=tuple(wheel_problems),
+        wheel_problems=tuple(house.problems if house else ()),
         targets=tuple(targets),
         known=tuple(sorted({(f.package, f.advisory) for f in t.report.findings})),
         manifests=t.report.manifests,
         db=opts.db,
         findings=len(t.report.findings),
+    )
+
+
+async def _digests(root: Path, plan: FixPlan, opts: CampaignOptions) -> tuple[Found, FixPlan]:
+    """The new releases' digests for every bump into a hash-carrying entry, and the plan
+    the wheelhouse should follow: bumps whose hashes cannot be had stay at the old pin."""
+    wanted = {(g.package, g.version) for g in build_edits(root, plan).hash_gaps}
+    if not wanted:
+        return {}, plan
+    async with PyPIIndex(opts.index_url) as index:
+        found = await release_digests(wanted, index)
+    failed = {k for k, v in found.items() if isinstance(v, str)}
+    kept = tuple(u for u in plan.upgrades if (u.package, u.to_version) not in failed)
+    return found, plan.model_copy(update={"upgrades": kept})
+
+
+def hash_problems(gaps: Sequence[HashGap]) -> tuple[str, ...]:
+    """One line per package whose new hashes could not be had (its pin is left as is)."""
+    by: dict[tuple[str, str], list[HashGap]] = {}
+    for g in gaps:
+        by.setdefault((g.package, g.version), []).append(g)
+    return tuple(
+        f"{name} {version}: hashes could not be refreshed ({gs[0].why}); "
+        f"left unchanged at {', '.join(f'{g.file}:{g.line}' for g in gs)}"
+        for (name, version), gs in sorted(by.items())
     )
 
 

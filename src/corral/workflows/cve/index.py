@@ -1,13 +1,16 @@
 """The package index, behind a one-method interface so the planner can run without it.
 
 PackageIndex     releases(name) -> releases, or None when the index cannot say
-├── PyPIIndex    PyPI's JSON API (https://pypi.org/pypi/NAME/json), cached per name
+├── PyPIIndex    PyPI's JSON API (https://pypi.org/pypi/NAME/json), cached per name;
+│                also `files(name, version)`: every file of a release with its sha256,
+│                which a bump needs to rewrite hash-pinned manifests
 └── StaticIndex  a fixed release list (tests, air-gapped runs, a campaign's cache)
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -30,6 +33,21 @@ class Release:
     def installable(self) -> bool:
         """What a minimal safe upgrade may target: final and not yanked."""
         return not self.yanked and not self.version.is_prerelease
+
+
+@dataclass(frozen=True, slots=True)
+class ReleaseFile:
+    """One file of a release, as a lock file records it."""
+
+    filename: str
+    sha256: str
+    url: str | None = None
+    size: int | None = None
+    upload_time: str | None = None  # RFC 3339, as the index gives it
+
+    @property
+    def is_wheel(self) -> bool:
+        return self.filename.endswith(".whl")
 
 
 class PackageIndex(Protocol):
@@ -57,17 +75,18 @@ class StaticIndex:
 
 
 class PyPIIndex:
-    """PyPI's JSON API. A release counts as yanked when every file of it is yanked."""
+    """PyPI's JSON API (or a mirror of it: $CORRAL_PYPI_URL). A release counts as yanked
+    when every file of it is yanked."""
 
     def __init__(
         self,
-        base_url: str = PYPI_URL,
+        base_url: str | None = None,
         *,
         timeout: float = 10.0,
         concurrency: int = 8,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self._base = base_url.rstrip("/")
+        self._base = (base_url or os.environ.get("CORRAL_PYPI_URL") or PYPI_URL).rstrip("/")
         self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
         self._limit = asyncio.Semaphore(concurrency)
         self._cache: dict[str, list[Release] | None] = {}
@@ -78,6 +97,21 @@ class PyPIIndex:
         if key not in self._cache:
             self._cache[key] = await self._fetch(key)
         return self._cache[key]
+
+    async def files(self, name: str, version: str) -> list[ReleaseFile] | str:
+        """Every file of NAME==VERSION with its digest, or why they cannot be had."""
+        key = canonicalize_name(name)
+        async with self._limit:
+            try:
+                resp = await self._client.get(f"{self._base}/{key}/{version}/json")
+            except httpx.HTTPError as e:
+                return f"index unreachable ({type(e).__name__})"
+        if resp.status_code != 200:
+            return f"the index answered HTTP {resp.status_code}"
+        try:
+            return parse_release_files(resp.json())
+        except ValueError as e:
+            return f"unusable index answer: {e}"
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -119,3 +153,30 @@ def parse_pypi_json(body: Any) -> list[Release] | None:
         yanked = all(isinstance(f, dict) and f.get("yanked") for f in files)
         out.append(Release(v, yanked=yanked))
     return sorted(out, key=lambda r: r.version)
+
+
+def parse_release_files(body: Any) -> list[ReleaseFile]:
+    """The `urls` of a PyPI release document; raises ValueError when a file lacks a sha256."""
+    urls = body.get("urls") if isinstance(body, dict) else None
+    if not isinstance(urls, list):
+        raise ValueError("no `urls` list")
+    out: list[ReleaseFile] = []
+    for f in urls:
+        if not isinstance(f, dict) or not isinstance(f.get("filename"), str):
+            raise ValueError("a file entry without a filename")
+        digest = (f.get("digests") or {}).get("sha256")
+        if not isinstance(digest, str) or len(digest) != 64:
+            raise ValueError(f"{f['filename']} has no sha256 digest")
+        size = f.get("size")
+        out.append(
+            ReleaseFile(
+                filename=f["filename"],
+                sha256=digest.lower(),
+                url=f.get("url") if isinstance(f.get("url"), str) else None,
+                size=size if isinstance(size, int) else None,
+                upload_time=f.get("upload_time_iso_8601") or None,
+            )
+        )
+    if not out:
+        raise ValueError("the release has no files")
+    return sorted(out, key=lambda r: r.filename)

@@ -120,7 +120,7 @@ async def build_report(
 def _problems(t: Triaged) -> list[str]:
     if t.payload is None:
         return []
-    return [*t.payload.problems, *t.payload.wheel_problems]
+    return [*t.payload.hash_problems, *t.payload.problems, *t.payload.wheel_problems]
 
 
 def _tests_from_reason(reason: str) -> str | None:

@@ -173,6 +173,8 @@ class PlaybookModel:
                 why.append("newly vulnerable: " + _pairs(check.added))
             return self._decide_fail(rnd, "the re-scan is not clean (" + "; ".join(why) + ")",
                                      out, result)  # fmt: skip
+        if p.hash_problems:  # the rest verified; a human must still finish those pins
+            return self._decide_fail(rnd, "", out, result)
         lines = [f"Upgraded {len(p.plan.upgrades)} package(s); cleared {_pairs(result['fixed'])}."]
         lines.append(
             f"Tests: {tests} ({p.tests.command})." if p.tests.command else "Tests: no tests found."
@@ -188,19 +190,31 @@ class PlaybookModel:
     def _decide_fail(
         self, rnd: int, what: str, output: str, result: dict[str, Any] | None = None
     ) -> Completion:
+        """Hand over to the LLM (once), or escalate to review with a one-line headline.
+
+        Hashes we could not refresh always end in review: no model can fetch them from
+        inside the sandbox, and the first line of the reason names the packages.
+        """
         tail = output[-_TAIL:]
+        gaps = self.payload.hash_problems
         result = result or {"tests": "not run", "test_command": self.payload.tests.command}
-        result["failure"] = what
-        if rnd == 0 and self._then_factory is not None:
+        if what:
+            result["failure"] = what
+        if rnd == 0 and self._then_factory is not None and not gaps:
             thought = (
                 f"Verification failed: {what}. Handing over to an LLM agent to adapt the code. "
                 f"Output:\n{tail}"
             )
             call = ToolCall(id=_pb_id(0, "handoff"), name="think", arguments={"thought": thought})
             return _turn(thought[:200], [call])
-        reason = f"Verification failed: {what}.\n{tail}\n{RESULT_MARK}{json.dumps(result)}"
+        head = f"Verification failed: {what}."
+        if gaps:
+            result["hash_problems"] = list(gaps)
+            head = f"Hashes could not be refreshed: {'; '.join(gaps)}."
+            head += f"\nVerification failed: {what}." if what else ""
+        reason = f"{head}\n{tail}\n{RESULT_MARK}{json.dumps(result)}"
         call = ToolCall(id=_pb_id(rnd, "escalate"), name="escalate", arguments={"reason": reason})
-        return _turn(f"Verification failed: {what}.", [call])
+        return _turn(head.split("\n")[0], [call])
 
     # -- the LLM takes over --------------------------------------------------------------
 

@@ -96,11 +96,18 @@ def _not_fixed(p: CvePayload, result: Mapping[str, Any]) -> list[str]:
         )
     for a, b in result.get("remaining") or []:
         gaps.append(f"{a} ({b}): still present after the upgrade")
-    gaps += list(p.problems) + list(p.wheel_problems)
-    if any(e.lock for e in p.edits):
+    gaps += list(p.hash_problems) + list(p.problems) + list(p.wheel_problems)
+    locks = [e for e in p.edits if e.lock]
+    if any(not e.hashes for e in locks):
         gaps.append(
             "lock files were updated in place (versions only); refresh their hashes with the "
             "project's locker (e.g. `poetry lock --no-update`, `uv lock`)"
+        )
+    elif locks:
+        gaps.append(
+            "lock entries were updated in place (version and file hashes, checked by pip in "
+            "the sandbox); the upgraded packages' own dependencies were not re-resolved, so "
+            "re-lock with the project's locker if they changed"
         )
     return gaps
 

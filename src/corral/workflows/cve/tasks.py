@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from corral.domain import ConfigError, Frozen
-from corral.workflows.cve.models import FixPlan, ScanReport, Upgrade
+from corral.workflows.cve.models import FixPlan, ScanReport
 
 PAYLOAD_FENCE = "```json corral-cve"
 TEST_LABEL = "test:"  # a task label `test:CMD` overrides test detection
@@ -29,6 +29,7 @@ class Edit(Frozen):
     old: str
     new: str
     lock: bool = False
+    hashes: bool = False  # the edit also replaced the entry's file hashes
 
 
 class TestPlan(Frozen):
@@ -47,6 +48,9 @@ class CvePayload(Frozen):
     problems: tuple[str, ...] = ()  # planned upgrades we could not turn into an edit
     tests: TestPlan = TestPlan(kind="none")
     requirement_files: tuple[str, ...] = ()  # installed with pip -r, in order
+    hashed_requirements: tuple[str, ...] = ()  # of those, the ones pip checks hashes of
+    hash_checks: tuple[tuple[str, str], ...] = ()  # (lock file, package) with new hashes
+    hash_problems: tuple[str, ...] = ()  # bumps whose new hashes could not be had
     pins_file: str = ".corral/pins.txt"  # used when the repo has no requirements files
     install: Literal["wheelhouse", "index"] = "wheelhouse"
     wheel_problems: tuple[str, ...] = ()  # e.g. packages with only sdists
@@ -56,69 +60,6 @@ class CvePayload(Frozen):
     test_timeout_s: float = 600
     db: tuple[str, ...] = ()  # advisory sources for the re-scan (host side)
     findings: int = 0
-
-
-_PIN = r"(?P<op>===?)\s*(?P<ver>{ver})(?![\w.+!-])"
-
-
-def build_edits(root: Path, plan: FixPlan) -> tuple[list[Edit], list[str]]:
-    """Turn each planned upgrade into exact text edits at its recorded locations."""
-    edits: list[Edit] = []
-    problems: list[str] = []
-    cache: dict[str, list[str]] = {}
-    for up in plan.upgrades:
-        for loc in up.locations:
-            lines = cache.get(loc.file)
-            if lines is None:
-                try:
-                    lines = (root / loc.file).read_text().splitlines(keepends=True)
-                except (OSError, UnicodeDecodeError) as e:
-                    problems.append(f"{up.package}: cannot read {loc.file}: {e}")
-                    continue
-                cache[loc.file] = lines
-            edit = _edit_at(lines, loc.file, loc.line, up)
-            if isinstance(edit, str):
-                problems.append(edit)
-            elif all((e.file, e.old) != (edit.file, edit.old) for e in edits):
-                edits.append(edit)
-    return edits, problems
-
-
-def _edit_at(lines: Sequence[str], file: str, line: int, up: Upgrade) -> Edit | str:
-    if not 1 <= line <= len(lines):
-        return f"{up.package}: {file}:{line} is past the end of the file"
-    text = lines[line - 1]
-    if up.kind == "range":
-        new = _raise_floor(text, up)
-        if new is None:
-            return f"{up.package}: cannot rewrite the range at {file}:{line}; edit it by hand"
-        return Edit(file=file, line=line, package=up.package, old=text, new=new)
-    pin = re.compile(_PIN.format(ver=re.escape(up.from_version)))
-    if pin.search(text):  # requirements / pyproject: name==X on this very line
-        new = pin.sub(lambda m: f"{m['op']}{up.to_version}", text, count=1)
-        return Edit(file=file, line=line, package=up.package, old=text, new=new)
-    # A lock entry: the location is its `name` line; the version is a few lines below.
-    quoted = re.compile(rf"(?P<q>[\"'])(?P<op>==)?{re.escape(up.from_version)}(?P=q)")
-    for j in range(line, min(line + 12, len(lines))):
-        if "version" in lines[j] and quoted.search(lines[j]):
-            block = "".join(lines[line - 1 : j + 1])
-            new_line = quoted.sub(lambda m: f"{m['q']}{m['op'] or ''}{up.to_version}{m['q']}",
-                                  lines[j], count=1)  # fmt: skip
-            new = "".join(lines[line - 1 : j]) + new_line
-            return Edit(file=file, line=line, package=up.package, old=block, new=new, lock=True)
-    return f"{up.package}: no {up.from_version} pin found at {file}:{line}"
-
-
-def _raise_floor(text: str, up: Upgrade) -> str | None:
-    """`pkg>=1.0,<3` -> `pkg>=FIXED,<3`; a bare `pkg` gains `>=FIXED`."""
-    m = re.search(r">=\s*[\w.!+-]+", text)
-    if m:
-        return text[: m.start()] + f">={up.to_version}" + text[m.end() :]
-    name = re.search(rf"(?i)^(\s*[\"']?){re.escape(up.package).replace('-', '[-_.]')}"
-                     r"(\[[^\]]*\])?", text)  # fmt: skip
-    if name:
-        return text[: name.end()] + f">={up.to_version}" + text[name.end() :]
-    return None
 
 
 def detect_tests(root: Path, labels: Sequence[str] = (), override: str | None = None) -> TestPlan:

@@ -24,12 +24,13 @@ from packaging.version import InvalidVersion, Version
 from corral.workflows.cve.osv import AdvisorySource
 from corral.workflows.cve.scanner import scan_repo
 from corral.workflows.cve.tasks import CvePayload
-from corral.workflows.cve.wheels import WHEELS_DIR
+from corral.workflows.cve.wheels import CORRAL_DIR, WHEELS_DIR
 
 VENV = "/tmp/corral-venv"
 EXIT_MARK = "corral-exit="
 FILE_MARK = "--- corral-file: "
 INSTALLED_MARK = "corral-installed: "
+LOCKREQS = f"{CORRAL_DIR}/lockreqs.py"
 TestVerdict = Literal["passed", "failed", "no tests found"]
 
 
@@ -38,22 +39,41 @@ def _exit_tail() -> str:
 
 
 def install_command(p: CvePayload) -> str:
-    """A venv in /tmp (never in the diff), then pip from the wheelhouse or the index."""
+    """A venv in /tmp (never in the diff), then pip from the wheelhouse or the index.
+
+    Files whose hashes the bump rewrote are installed first in pip's hash-checking mode
+    (a lock's entries through `lockreqs.py`), so a wrong hash fails here, in the sandbox,
+    rather than in the user's CI after the PR.
+    """
     reqs = p.requirement_files or (p.pins_file,)
     files = " ".join(f"-r {shlex.quote(r)}" for r in reqs)
     pip = f"{VENV}/bin/python -m pip install -q"
-    head = (
+    local = "" if p.install == "index" else f" --no-index --find-links {WHEELS_DIR}"
+    # --ignore-installed: a package the system already has must still be checked.
+    checked = f"{pip}{local} --no-deps --ignore-installed --require-hashes"
+    steps = [
         "export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1; "
-        f"rm -rf {VENV} && python3 -m venv --system-site-packages --without-pip {VENV} && "
-    )
+        f"rm -rf {VENV} && python3 -m venv --system-site-packages --without-pip {VENV}"
+    ]
+    by_lock: dict[str, list[str]] = {}
+    for lock, package in p.hash_checks:
+        by_lock.setdefault(lock, []).append(package)
+    for n, (lock, packages) in enumerate(sorted(by_lock.items())):
+        out = f"/tmp/corral-locked-{n}.txt"
+        names = " ".join(shlex.quote(x) for x in sorted(set(packages)))
+        steps.append(f"{VENV}/bin/python {LOCKREQS} {shlex.quote(lock)} {names} > {out}")
+        steps.append(f"{checked} -r {out}")
+    if p.hashed_requirements:
+        hashed = " ".join(f"-r {shlex.quote(r)}" for r in p.hashed_requirements)
+        steps.append(f"{checked} {hashed}")
     if p.install == "index":
-        return head + f"{pip} {files}" + _exit_tail()
-    # The wheel files themselves (no index at all), then the manifests against what is
-    # installed: a pin the wheelhouse lacks fails here instead of passing unnoticed.
-    return (
-        head + f"{pip} --no-index --no-deps {WHEELS_DIR}/*.whl && "
-        f"{pip} --no-index --no-deps {files}" + _exit_tail()
-    )
+        steps.append(f"{pip} {files}")
+    else:
+        # The wheel files themselves (no index at all), then the manifests against what is
+        # installed: a pin the wheelhouse lacks fails here instead of passing unnoticed.
+        steps.append(f"{pip} --no-index --no-deps {WHEELS_DIR}/*.whl")
+        steps.append(f"{pip} --no-index --no-deps {files}")
+    return " && ".join(steps) + _exit_tail()
 
 
 def test_command(p: CvePayload) -> str:
