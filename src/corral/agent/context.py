@@ -54,7 +54,9 @@ class Context:
         msg = Message(
             role="assistant", content=completion.content, tool_calls=completion.tool_calls
         )
-        self.turns.append(Turn(start_seq=seq, messages=[msg]))
+        turn = Turn(start_seq=seq)
+        turn.add(msg)  # counted too: a long tool call argument fills the window as well
+        self.turns.append(turn)
 
     def add_tool_result(self, seq: int, call_id: str, tool: str, output: str) -> None:
         self._current(seq).add(
