@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -20,7 +21,6 @@ from corral.agent.config import AgentConfig, AgentLimits
 from corral.agent.loop import RunOutcome
 from corral.domain import (
     AttemptEnded,
-    CampaignSpec,
     CorralError,
     ErrorKind,
     Event,
@@ -294,4 +294,5 @@ class _Runner:
 
 
 def _unsafe_local(campaign: CampaignRow) -> bool:
-    return CampaignSpec.model_validate_json(campaign.spec).unsafe_local
+    settings: dict[str, Any] = json.loads(campaign.spec)
+    return bool(settings.get("unsafe_local", False))

@@ -92,7 +92,7 @@ class FleetOps:
                 campaigns.insert().values(
                     id=cid, name=spec.name, team=spec.team, concurrency=spec.concurrency,
                     weight=spec.weight, budget_usd=spec.budget_usd, deadline_at=deadline,
-                    state="running", spec=spec.model_dump_json(), created_at=now,
+                    state="running", spec=_campaign_settings(spec), created_at=now,
                 )
             )  # fmt: skip
             rows = [
@@ -425,3 +425,9 @@ class FleetOps:
                 {k: (aware(v) if isinstance(v, datetime) else v) for k, v in r._mapping.items()}
                 for r in rows
             ]
+
+
+def _campaign_settings(spec: CampaignSpec) -> str:
+    """The campaign's own settings, without its tasks: those live in their own rows, and
+    a campaign row is read on every scheduling tick, so it must not grow with the fleet."""
+    return spec.model_dump_json(exclude={"tasks"})
