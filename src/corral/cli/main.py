@@ -80,10 +80,14 @@ def run(
             "openai-compatible:http://host:port/v1#name",
         ),
     ] = None,
-    sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap or local.")] = "bwrap",
+    sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap, docker or local.")] = "bwrap",
     unsafe_local: Annotated[
         bool, typer.Option("--unsafe-local", help="Allow the unisolated local sandbox.")
     ] = False,
+    profile: Annotated[
+        str,
+        typer.Option("--profile", help="Egress profile from HOME/egress.yaml (default: none)."),
+    ] = "default",
     max_steps: Annotated[int, typer.Option("--max-steps", min=1)] = 50,
     max_cost: Annotated[float | None, typer.Option("--max-cost-usd", min=0)] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Wall-time limit, seconds.")] = 1800,
@@ -107,6 +111,7 @@ def run(
             home=home,
             env=os.environ,
             on_event=_printer(not as_json),
+            profile=profile,
         )
     )
     _finish(result, as_json)

@@ -32,13 +32,23 @@ class FleetEgress:
         return cls(load_profiles(path, env), store)
 
     async def channel_for(self, task: TaskRow, attempt_id: str) -> EgressChannel | None:
-        name = task.spec.profile
+        return await self.channel(task.spec.profile, attempt_id, f"task {task.key}")
+
+    def check(self, name: str, who: str = "this run") -> EgressProfile | None:
+        """The profile `name` names (None when closed); ConfigError if there is none."""
         profile = self.profiles.get(name)
         if profile is None:
             if name == "default":
                 return None
-            raise ConfigError(f"task {task.key}: no egress profile named {name!r}")
-        if profile.closed:
+            raise ConfigError(f"{who}: no egress profile named {name!r}")
+        return None if profile.closed else profile
+
+    async def channel(
+        self, name: str, attempt_id: str, who: str = "this run"
+    ) -> EgressChannel | None:
+        """A channel for one attempt through the shared proxy, or None (no network)."""
+        profile = self.check(name, who)
+        if profile is None:
             return None
         if self._proxy is None:
             hook = AuditService(self.store).egress if self.store is not None else None

@@ -22,6 +22,7 @@ from corral.domain import (
     new_id,
 )
 from corral.models import ReplayModel
+from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.hooks import check_model
 from corral.orchestrator.models import FleetModels
@@ -70,11 +71,13 @@ async def run_task(
     env: Mapping[str, str] | None = None,
     on_event: EventHook | None = None,
     policy: Policy | None = None,
+    profile: str = "default",
 ) -> RunResult:
     """Run one agent on one repo in a fresh sandbox; returns when it finishes or stops.
 
-    Bad input (empty task, missing repo, unknown model, missing key, unknown sandbox)
-    raises ConfigError before any sandbox starts or any event is written.
+    `profile` names an egress profile of HOME/egress.yaml (`default`: no network).
+    Bad input (empty task, missing repo, unknown model, missing key, unknown sandbox,
+    unknown profile) raises ConfigError before any sandbox starts or any event is written.
     """
     if not task.strip():
         raise ConfigError("the task is empty: say what the agent should do")
@@ -90,14 +93,21 @@ async def run_task(
     else:
         the_model = model
     limits = sandbox_limits or SandboxLimits(default_timeout=cfg.limits.command_timeout_s)
-    box = open_sandbox(sandbox, repo_path, limits=limits, unsafe_local=unsafe_local)
+    egress = FleetEgress.from_file(home_path / "egress.yaml", None, env)
+    egress.check(profile)  # an unknown profile fails before anything is opened
     own_store = store is None
     db = store or await Store.open(home=home_path)
+    egress.store = db  # every request through the proxy is audited in this store
     try:
+        channel = await egress.channel(profile, attempt_id)
+        box = open_sandbox(
+            sandbox, repo_path, limits=limits, unsafe_local=unsafe_local, egress=channel
+        )
         return await _run(
             attempt_id, task, repo_path, the_model, box, cfg, db, home_path, on_event, rules
         )
     finally:
+        await egress.close()
         if own_store:
             await db.close()
         if isinstance(model, str):  # we built it, so we close its connections

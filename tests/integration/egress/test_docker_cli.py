@@ -1,0 +1,101 @@
+"""`corral run --sandbox docker --profile NAME` (and bwrap), through the real command: the
+profile in HOME/egress.yaml opens its allowlist to bash and browse, every request is
+audited, and without the profile the sandbox has no network."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.security.docker_support import require_docker
+
+CORRAL = str(Path(sys.executable).parent / "corral")
+
+
+@pytest.fixture
+def docs_server(tmp_path: Path) -> Iterator[int]:
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "guide.txt").write_text("the answer is 42\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a: object, **kw: object) -> None:
+            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+
+
+def _corral(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CORRAL_")}
+    return subprocess.run(
+        [CORRAL, *args, "--home", str(home)], capture_output=True, text=True, timeout=100,
+        env=env, cwd=home.parent,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("sandbox", ["docker", "bwrap"])
+def test_corral_run_with_a_profile(sandbox: str, tmp_path: Path, docs_server: int) -> None:
+    if sandbox == "docker":
+        require_docker()
+    home = tmp_path / ".corral"
+    home.mkdir()
+    # The machine's own name: `localhost` is in the sandbox's no_proxy list. Test-only:
+    # the docs server is on this machine, which real profiles may never reach.
+    name = socket.gethostname()
+    (home / "egress.yaml").write_text(
+        f"profiles:\n  docs:\n    allow: [{name}]\n"
+        f"    ports: [{docs_server}]\n    allow_private_addresses: true\n"
+    )
+    url = f"http://{name}:{docs_server}/guide.txt"
+    fetch = f"python3 -c \"import urllib.request as u; print(u.urlopen('{url}').read().decode())\""
+    script = tmp_path / "agent.json"
+    script.write_text(json.dumps([
+        {"tool_calls": [{"tool": "bash", "args": {"command": fetch}}]},
+        {"tool_calls": [{"tool": "browse", "args": {"url": url}}]},
+        {"tool_calls": [{"tool": "browse", "args": {"url": "http://example.com/"}}]},
+        {"tool_calls": [{"tool": "finish", "args": {"message": "read"}}]},
+    ]))  # fmt: skip
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "README.md").write_text("# demo\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    run = ["run", "read the guide", "--repo", str(repo), "--model", f"scripted:{script}",
+           "--sandbox", sandbox, "--json"]  # fmt: skip
+
+    p = _corral(home, *run, "--profile", "docs")
+    assert p.returncode == 0, p.stderr + p.stdout
+    out = json.loads(p.stdout)
+    obs = [e["output"] for e in out["events"] if e["type"] == "observation"]
+    assert "the answer is 42" in obs[0] and "the answer is 42" in obs[1]
+    assert "not on this task's egress allowlist" in obs[2]
+    export = _corral(home, "audit", "export")
+    entries = [json.loads(line) for line in export.stdout.splitlines() if line.strip()]
+    egress = [e for e in entries if e["kind"] == "egress"]
+    assert {(e["detail"]["host"], e["detail"]["allowed"]) for e in egress} == {
+        (name.lower(), True),
+        ("example.com", False),
+    }
+    assert all(e["attempt_id"] == out["attempt_id"] for e in egress) and len(egress) == 3
+
+    closed = _corral(home, *run)  # no profile: no network, browse says so
+    out = json.loads(closed.stdout)
+    obs = [e["output"] for e in out["events"] if e["type"] == "observation"]
+    assert "the answer is 42" not in obs[0] and "network is closed" in obs[1]
+
+    bad = _corral(home, *run, "--profile", "nope")
+    assert bad.returncode != 0 and "no egress profile named 'nope'" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
