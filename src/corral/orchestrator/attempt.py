@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -31,11 +32,11 @@ from corral.domain import (
 from corral.domain.events import utcnow
 from corral.gateway import RouteDecision
 from corral.models.resume import ResumeModel
-from corral.orchestrator.delivery import deliver
+from corral.orchestrator.delivery import deliver, secret_hold
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.models import FleetModels
-from corral.orchestrator.policy import task_policy
+from corral.orchestrator.policy import default_redactor, task_policy
 from corral.orchestrator.resume import recorded_turns
 from corral.orchestrator.retry import classify
 from corral.orchestrator.settings import WorkerSettings
@@ -247,7 +248,10 @@ class _Runner:
             await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
             return
         if kind is None:
-            if self.task.spec.require_approval:
+            held = secret_hold(diff)  # a diff adding a secret is never delivered
+            if held is not None:
+                outcome = dataclasses.replace(outcome, reason=held)
+            if self.task.spec.require_approval or held is not None:
                 result = {"reason": outcome.reason, "patch": patch}
                 await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
                 return
@@ -272,13 +276,16 @@ class _Runner:
         result: dict[str, Any],
         review_diff: str | None = None,
     ) -> None:
+        r = default_redactor()  # rows are stored and shown: redacted like events
         await self.store.finish_attempt(
-            self.lease, status=outcome.status, reason=outcome.reason, error_kind=kind,
+            self.lease, status=outcome.status, reason=r.redact(outcome.reason), error_kind=kind,
             steps=outcome.steps, cost_usd=outcome.cost_usd, patch_path=patch, task_state=state,
-            ready_at=ready_at, result=result, review_diff=review_diff,
+            ready_at=ready_at, result=r.redact_obj(result),
+            review_diff=None if review_diff is None else r.redact(review_diff),
         )  # fmt: skip
 
     async def _finish_failed(self, reason: str, kind: ErrorKind) -> None:
+        reason = default_redactor().redact(reason)
         state, ready_at = self._after_failure(kind)
         await self.store.finish_attempt(
             self.lease, status=RunStatus.failed, reason=reason, error_kind=kind, steps=0,

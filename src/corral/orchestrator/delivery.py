@@ -2,6 +2,11 @@
 
 The default delivery writes the task's patch to `HOME/results/CAMPAIGN/TASK.patch`.
 Workflows (CVE PRs) register their own delivery under the same key discipline.
+
+Secrets: a diff that adds a secret value or token shape is never delivered (the task
+waits in review, saying where; see `secret_hold`), since pushing it would publish the
+secret and redacting it would silently change the code. What corral writes itself (the
+patch file, the delivery's record) is redacted.
 """
 
 from __future__ import annotations
@@ -10,36 +15,87 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from corral.domain import CorralError
 from corral.orchestrator.hooks import delivery_for
+from corral.orchestrator.policy import default_redactor
+from corral.orchestrator.policy.diffs import added_secret, restore_redacted
 from corral.store import Store, TaskRow
+
+
+class DeliveryRefused(CorralError):
+    """The diff carries a secret: it is not delivered (the message says where)."""
 
 
 def delivery_key(task: TaskRow) -> str:
     return f"deliver:{task.id}"
 
 
+def secret_hold(diff: str) -> str | None:
+    """Why a finished task's diff waits in review instead of being delivered, or None."""
+    where = added_secret(diff, default_redactor())
+    if where is None:
+        return None
+    return (
+        f"diff contains a secret-shaped value at {where}: not delivered (corral keeps no "
+        "copy of secrets, so approving cannot deliver it; reject, or retry without it)"
+    )
+
+
 async def deliver(
     store: Store, task: TaskRow, *, attempt_id: str, diff: str, home: Path
 ) -> dict[str, Any]:
-    """Idempotent: a second call (after a crash, or by a second worker) changes nothing."""
+    """Idempotent: a second call (after a crash, or by a second worker) changes nothing.
+    Raises DeliveryRefused for a diff that adds a secret."""
     key = delivery_key(task)
     done = await store.side_effect(key)
     if done is not None:
         return done
+    why = secret_hold(diff)
+    if why is not None:
+        raise DeliveryRefused(why)
+    redactor = default_redactor()
     custom = delivery_for(task.kind)
     if custom is not None:
         result = await custom(store, task, attempt_id, diff, home)
         return await store.record_side_effect(
-            key, kind=task.kind, attempt_id=attempt_id, result=result
+            key, kind=task.kind, attempt_id=attempt_id, result=redactor.redact_obj(result)
         )
+    text = redactor.redact(diff)
     out = home / "results" / task.campaign_id / f"{task.key}.patch"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".patch.tmp")
-    tmp.write_text(diff)
+    tmp.write_text(text)
     tmp.replace(out)  # atomic: a crash never leaves half a patch
     result = {
         "patch": str(out),
-        "sha256": hashlib.sha256(diff.encode()).hexdigest(),
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
         "empty": not diff,
     }
     return await store.record_side_effect(key, kind="patch", attempt_id=attempt_id, result=result)
+
+
+async def deliver_reviewed(
+    store: Store, task: TaskRow, *, attempt_id: str, diff: str, home: Path
+) -> dict[str, Any]:
+    """Deliver an approved review's diff, which the store holds redacted: text redacted
+    on an added line cannot be delivered (DeliveryRefused); redacted lines the repository
+    already has are put back from it first."""
+    done = await store.side_effect(delivery_key(task))
+    if done is not None:
+        return done
+    redactor = default_redactor()
+    where = added_secret(diff, redactor, redacted=True)
+    if where is not None:
+        raise DeliveryRefused(
+            f"not delivered: the approved diff holds a secret at {where}, and corral keeps "
+            "no copy of secrets; retry the task without it"
+        )
+    full = restore_redacted(diff, Path(task.spec.repo), redactor)
+    if full is None:
+        if delivery_for(task.kind) is not None:
+            raise DeliveryRefused(
+                "not delivered: the approved diff has redacted lines around the change that "
+                f"no longer match the files of {task.spec.repo}; retry the task"
+            )
+        full = diff  # the default delivery writes a redacted patch anyway
+    return await deliver(store, task, attempt_id=attempt_id, diff=full, home=home)

@@ -118,7 +118,7 @@ async def execute_attempt(
             outcome = RunOutcome(RunStatus.failed, reason, 0, 0.0, len(sink.events), e)
     finally:
         await box.close()
-    patch_path = write_patch(home, attempt_id, diff)
+    patch_path = write_patch(home, attempt_id, sink.redactor.redact(diff))
     await sink.append(
         AttemptEnded(
             attempt_id=attempt_id,

@@ -26,7 +26,7 @@ from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.hooks import check_model
 from corral.orchestrator.models import FleetModels
-from corral.orchestrator.policy import Policy, effective_policy
+from corral.orchestrator.policy import Policy, default_redactor, effective_policy
 from corral.ports import Model, Sandbox
 from corral.sandbox import SandboxLimits, open_sandbox
 from corral.store import Store
@@ -141,10 +141,11 @@ async def _run(
         store=store, home=home, hooks=[on_event] if on_event else [], policy=policy,
     )  # fmt: skip
     o = out.outcome
+    r = default_redactor()  # the row and what the caller prints: redacted like the events
     await store.end_attempt(
         attempt_id,
         status=o.status,
-        reason=o.reason,
+        reason=r.redact(o.reason),
         steps=o.steps,
         cost_usd=o.cost_usd,
         patch_path=out.patch_path,
@@ -152,10 +153,10 @@ async def _run(
     return RunResult(
         attempt_id=attempt_id,
         status=o.status,
-        reason=o.reason,
+        reason=r.redact(o.reason),
         steps=o.steps,
         cost_usd=o.cost_usd,
-        diff=out.diff,
+        diff=r.redact(out.diff),
         patch_path=out.patch_path,
         events=out.events,
     )

@@ -20,7 +20,7 @@ from datetime import timedelta
 from corral.domain import CorralError, ErrorKind, Event, RunStatus, TaskState
 from corral.domain.events import utcnow
 from corral.orchestrator.attempt import AttemptJob
-from corral.orchestrator.delivery import deliver
+from corral.orchestrator.delivery import DeliveryRefused, deliver_reviewed
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook
 from corral.orchestrator.executor import Executor, LocalExecutor
@@ -202,9 +202,14 @@ class Worker:
                     result=json.dumps({"resume_from": r.attempt_id, "approved": keys}),
                 )  # fmt: skip
                 continue
-            await deliver(
-                self.store, task, attempt_id=r.attempt_id, diff=r.diff, home=self.settings.home
-            )
+            try:
+                await deliver_reviewed(
+                    self.store, task, attempt_id=r.attempt_id, diff=r.diff, home=self.settings.home
+                )
+            except DeliveryRefused as e:
+                why = json.dumps({"reason": str(e)})
+                await self.store.move_task(task.id, [T.approved], T.failed, result=why)
+                continue
             await self.store.move_task(task.id, [T.approved], T.succeeded)
 
     async def _enforce_campaign_limits(self) -> None:

@@ -86,6 +86,10 @@ class Redactor:
             alternatives = sorted(self._values, key=len, reverse=True)
             self._value_rx = re.compile("|".join(re.escape(v) for v in alternatives))
 
+    def finds(self, text: str) -> bool:
+        """Whether the text holds any secret value or token shape."""
+        return bool(text) and self._anything(text)
+
     def _anything(self, text: str) -> bool:
         """One search over the text for any secret value or token shape (the common case
         is none, and then nothing is rewritten)."""

@@ -15,6 +15,7 @@ from typing import Any
 
 from corral.domain import AttemptEnded
 from corral.orchestrator.hooks import build_model, register_delivery, register_model
+from corral.orchestrator.policy import default_redactor
 from corral.sandbox.workspace import git_env
 from corral.store import Store, TaskRow
 from corral.workflows.cve.forge import detect, open_or_update
@@ -63,7 +64,8 @@ async def deliver_pr(
         return out | {"empty": True, "note": "the run changed nothing; no pull request"}
     branch = branch_name(task.id)
     title, body = pr_title(payload), pr_body(payload, result)
-    local = write_local(repo, branch, body, diff)
+    r = default_redactor()  # the files left in `.corral/` are redacted; the commit is not
+    local = write_local(repo, branch, r.redact(body), r.redact(diff))
     out |= {"pr_md": local.pr_md, "patch": local.patch}
     if not await is_git_repo(repo):
         return out | {"note": "not a git repository: no branch; see PR.md and the patch"}
