@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from corral.cli.common import HomeOpt, StoreOpt, fail, with_store
+from corral.orchestrator.policy import default_redactor
 from corral.store import Store
 from corral.store.audit import KINDS, AuditStore
 
@@ -48,9 +49,11 @@ def export(
 
     async def go(s: Store) -> int:
         attempt_id = await s.resolve_attempt_id(attempt) if attempt else None
+        redactor = default_redactor()
         n = 0
         async for entry in AuditStore(s).entries(since=start, attempt_id=attempt_id, kind=kind):
-            typer.echo(json.dumps(entry.to_json(), sort_keys=True))
+            # stored redacted; redacted again for rows older than a secret's registration
+            typer.echo(json.dumps(redactor.redact_obj(entry.to_json()), sort_keys=True))
             n += 1
         return n
 

@@ -19,7 +19,7 @@ from corral.domain import TaskState
 from corral.orchestrator.campaigns import campaign_status, create_from_file, run_campaign
 from corral.orchestrator.metrics import FleetMetrics
 from corral.orchestrator.models import FleetModels
-from corral.orchestrator.policy import AuditService
+from corral.orchestrator.policy import AuditService, default_redactor
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
 from corral.store import Store
@@ -376,10 +376,12 @@ def review_show(
 ) -> None:
     """What the agent did and what approving it would deliver."""
     r = with_store(store, home, lambda s: s.get_review(review_id))
+    red = default_redactor()  # stored redacted; again here for rows older than a secret
+    diff, reason = red.redact(r.diff), red.redact(r.reason)
     if as_json:
-        typer.echo(json.dumps(_review_json(r) | {"diff": r.diff}))
+        typer.echo(json.dumps(_review_json(r) | {"reason": reason, "diff": diff}))
         return
-    typer.echo(f"review {r.id} ({r.state}) of task {r.task_id}\n{r.reason}\n\n{r.diff}")
+    typer.echo(f"review {r.id} ({r.state}) of task {r.task_id}\n{reason}\n\n{diff}")
 
 
 def _decide(
