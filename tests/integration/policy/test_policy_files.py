@@ -173,3 +173,22 @@ async def test_a_bad_policy_file_stops_campaign_run_before_anything_runs(tmp_pat
         assert await store.list_campaigns(10) == []
     finally:
         await store.close()
+
+
+async def test_corral_run_refuses_a_repo_that_ships_a_looser_policy(tmp_path: Path) -> None:
+    """`corral run --repo .` with the default home `./.corral`: a `.corral/policy.yaml`
+    the repository carries may not switch a rule off; one line, before anything runs."""
+    repo = make_repo(tmp_path / "r")
+    home = repo / ".corral"
+    home.mkdir()
+    (home / "policy.yaml").write_text("disable: [git-push]\n")
+    s = script(tmp_path / "s.json", ["git push origin main"])
+    args = ["run", "push", "--repo", str(repo), "--model", f"scripted:{s}", "--home", str(home)]
+    out = await asyncio.to_thread(CliRunner().invoke, app, args)
+    assert out.exit_code == 2, out.output
+    assert out.output.strip() == (
+        f"error: {home / 'policy.yaml'} (inside the repository under work, so it may only add "
+        "rules): `disable` is not allowed: a campaign, task or in-repository policy may only "
+        "add rules (only the installation's policy.yaml may relax one)"
+    )
+    assert not (home / "corral.db").exists()

@@ -58,7 +58,7 @@ rules:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("disable: [git-push]", "`disable` is not allowed in a campaign or task policy"),
+        ("disable: [git-push]", "`disable` is not allowed: a campaign, task or in-repository"),
         ("rules: [{name: git-push, decision: allow, command: 'git push'}]",
          "name 'git-push' is a built-in rule"),
         ("rules: [{name: a, decision: deny, command: x}, {name: a, decision: deny, command: y}]",

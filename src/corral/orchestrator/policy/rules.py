@@ -154,8 +154,8 @@ class Policy:
         added = base.added if base else ()
         if add_only and data.get("disable"):
             raise ConfigError(
-                f"{source}: `disable` is not allowed in a campaign or task policy, which may "
-                "only add rules (the installation's policy.yaml may relax them)"
+                f"{source}: `disable` is not allowed: a campaign, task or in-repository "
+                "policy may only add rules (only the installation's policy.yaml may relax one)"
             )
         for name in data.get("disable") or []:
             if name not in rules:
