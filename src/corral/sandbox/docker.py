@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,6 +69,9 @@ class DockerSandbox(BaseSandbox):
         self._uid = 1000 if os.geteuid() == 0 else os.getuid()
         self._owner = (1000, 1000) if os.geteuid() == 0 else None
         self.container_id: str | None = None
+        # Named up front: a boot cancelled during `docker run` can still remove it.
+        self.name = f"corral-{uuid.uuid4().hex[:16]}"
+        self._spawned = False
         self._proc: ForeignProcess | None = None
 
     @property
@@ -105,7 +109,7 @@ class DockerSandbox(BaseSandbox):
         profile = ws.root / "ctl" / "seccomp.json"
         profile.write_text(seccomp.docker_profile())
         args = [
-            "run", "-d", "--init", "--user", f"{self._uid}:{self._uid}",
+            "run", "-d", "--name", self.name, "--init", "--user", f"{self._uid}:{self._uid}",
             "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
             "--security-opt", f"seccomp={profile}",
             "--read-only", "--tmpfs", f"/tmp:{tmpfs}",
@@ -136,6 +140,7 @@ class DockerSandbox(BaseSandbox):
         argv = driver.argv()
         if self.egress is not None:
             argv = egress_bind.wrap_argv(argv)
+        self._spawned = True
         out = await engine.docker(*self._run_args(ws), self.image, *argv, timeout=60)
         self.container_id = out.strip().splitlines()[-1]
         pid_text = await engine.docker(
@@ -165,6 +170,6 @@ class DockerSandbox(BaseSandbox):
             self._proc.kill()  # init dies; the kernel kills the rest of the container
         if self._driver is not None:
             await self._driver.sweep(everything=True)
-        if self.container_id is not None:
+        if self._spawned:  # by name: the id is unknown if `docker run` was cut short
             with contextlib.suppress(SandboxError):
-                await engine.docker("rm", "-f", "-v", self.container_id, timeout=60)
+                await engine.docker("rm", "-f", "-v", self.container_id or self.name, timeout=60)

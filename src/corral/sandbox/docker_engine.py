@@ -59,6 +59,15 @@ async def docker(*args: str, timeout: float = 120, stdin: bytes | None = None) -
             proc.kill()
         await proc.wait()
         raise SandboxError(f"docker {args[0]} did not answer within {timeout:g} s") from None
+    except asyncio.CancelledError:
+        # The engine finishes a request it got even if the CLI dies, so let the CLI end:
+        # the caller's cleanup (`rm` of a container being created) must come after it.
+        try:
+            await asyncio.wait_for(proc.wait(), 30)
+        except BaseException:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        raise
     if proc.returncode != 0:
         lines = err.decode(errors="replace").strip().splitlines()
         raise SandboxError(f"docker {args[0]} failed: {lines[-1] if lines else proc.returncode}")
