@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -27,7 +28,13 @@ from corral.workflows.cve import (
 )
 from corral.workflows.cve.campaign import CampaignOptions, resolve_repos, triage
 from corral.workflows.cve.deliver import register as register_workflow
-from corral.workflows.cve.outcome import report_markdown, run_cve_campaign
+from corral.workflows.cve.outcome import (
+    open_cve_campaign,
+    report_markdown,
+    resume_cve_campaign,
+    run_cve_campaign,
+)
+from corral.workflows.cve.resume import find_unfinished
 
 cve_app = typer.Typer(
     help="Find vulnerable dependencies and plan minimal upgrades.", no_args_is_help=True
@@ -96,51 +103,93 @@ def _dbs(db: list[str] | None) -> list[str]:
 
 
 async def run_campaign_command(
-    repos: list[str], opts: CampaignOptions, home: Path, store_url: str | None, as_json: bool
+    repos: list[str],
+    opts: CampaignOptions,
+    home: Path,
+    store_url: str | None,
+    as_json: bool,
+    resume: str | None = None,
 ) -> dict[str, Any]:
-    """Triage on the host, then run the fleet with a progress bar; returns the report."""
+    """Triage on the host, then run the fleet with a progress bar; returns the report.
+
+    With `resume` (or when an unfinished campaign over exactly these repos is found in
+    HOME) the saved triage is reused and the campaign carries on where it stopped.
+    """
     from corral.store import Store
 
-    entries = resolve_repos(repos)
-    source = open_source(list(opts.db))
-    if not as_json:
-        typer.echo(f"scanning {len(entries)} repositories ...", err=True)
-    triaged = await triage(entries, source, opts)
     settings = WorkerSettings(home=home, concurrency=opts.concurrency, env=dict(os.environ))
     store = await Store.open(store_url, home=home)
     try:
-        if as_json:
-            return await run_cve_campaign(store, triaged, opts, settings)
-        console = Console(stderr=True)
-        columns = (
-            TextColumn("[bold]cve campaign"),
-            BarColumn(),
-            TextColumn("{task.completed}/{task.total} repos"),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-        )
-        with Progress(*columns, console=console) as bar:
-            t = bar.add_task("cve", total=None, detail="")
-
-            def show(s: dict[str, Any]) -> None:
-                c = s["counts"]
-                detail = (
-                    f"running {c.get('running', 0)} · review {c.get('needs_review', 0)} · "
-                    f"failed {c.get('failed', 0)}"
+        if resume is None:
+            entries = resolve_repos(repos)
+            resume = await find_unfinished(home, store, entries)
+            if resume is not None:
+                typer.echo(
+                    f"resuming unfinished campaign {resume} over the same {len(entries)} repos "
+                    "(finished repos are not redone)",
+                    err=True,
                 )
-                bar.update(t, total=s["total"], completed=s["done"], detail=detail)
-
-            return await run_cve_campaign(store, triaged, opts, settings, progress=show)
+        if resume is not None:
+            cid, saved = await open_cve_campaign(store, resume, home)
+            return await _with_progress(
+                lambda show: resume_cve_campaign(store, cid, saved, settings, progress=show),
+                as_json,
+            )
+        source = open_source(list(opts.db))
+        if not as_json:
+            typer.echo(f"scanning {len(entries)} repositories ...", err=True)
+        triaged = await triage(entries, source, opts)
+        return await _with_progress(
+            lambda show: run_cve_campaign(store, triaged, opts, settings, progress=show), as_json
+        )
     finally:
         await store.close()
+
+
+async def _with_progress(
+    run: Callable[[Callable[[dict[str, Any]], None] | None], Awaitable[dict[str, Any]]],
+    as_json: bool,
+) -> dict[str, Any]:
+    if as_json:
+        return await run(None)
+    console = Console(stderr=True)
+    columns = (
+        TextColumn("[bold]cve campaign"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} repos"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console) as bar:
+        t = bar.add_task("cve", total=None, detail="")
+
+        def show(s: dict[str, Any]) -> None:
+            c = s["counts"]
+            detail = (
+                f"running {c.get('running', 0)} · review {c.get('needs_review', 0)} · "
+                f"failed {c.get('failed', 0)}"
+            )
+            bar.update(t, total=s["total"], completed=s["done"], detail=detail)
+
+        return await run(show)
 
 
 @cve_app.command("campaign")
 def campaign(
     repos: Annotated[
-        list[str],
+        list[str] | None,
         typer.Option("--repos", help="A GLOB of repo dirs, or a FILE listing one per line."),
-    ],
+    ] = None,
+    resume: Annotated[
+        str | None,
+        typer.Option(
+            "--resume",
+            metavar="CAMPAIGN_ID",
+            help="Carry on this campaign after a crash (an id or its unique prefix): "
+            "finished repos are not redone, the report covers every repo. Re-running the "
+            "same command with the same --repos does this on its own.",
+        ),
+    ] = None,
     db: Annotated[
         list[str] | None, typer.Option("--db", help="Advisory source (default $CORRAL_OSV_DB).")
     ] = None,
@@ -159,7 +208,12 @@ def campaign(
         bool, typer.Option("--require-approval", help="Review every PR before it opens.")
     ] = False,
     offline: Annotated[
-        bool, typer.Option("--offline", help="Do not ask PyPI for releases when planning.")
+        bool,
+        typer.Option(
+            "--offline",
+            help="Do not ask PyPI for release lists when planning. File digests for "
+            "hash-pinned manifests are still asked of PyPI ($CORRAL_PYPI_URL for a mirror).",
+        ),
     ] = False,
     sandbox: Annotated[str, typer.Option("--sandbox")] = "bwrap",
     unsafe_local: Annotated[bool, typer.Option("--unsafe-local")] = False,
@@ -168,16 +222,22 @@ def campaign(
     store: StoreOpt = None,
 ) -> None:
     """Fix vulnerable dependencies across many repos: one PR per repo. Exit 1 unless all
-    vulnerable repos were fixed."""
+    vulnerable repos were fixed.
+
+    After a crash, run the same command again (or pass --resume CAMPAIGN_ID): the
+    unfinished campaign carries on and finished repos are not redone.
+    """
     if sandbox not in ("bwrap", "local", "docker"):
         fail(f"unknown sandbox {sandbox!r}")
+    if bool(repos) == bool(resume):
+        fail("pass --repos GLOB|FILE for a new campaign, or --resume CAMPAIGN_ID (not both)")
     opts = CampaignOptions(
-        db=tuple(_dbs(db)), model=model, then=then, concurrency=concurrency,
-        budget_usd=budget_usd, sandbox=sandbox,  # type: ignore[arg-type]
+        db=tuple(_dbs(db)) if not resume else (), model=model, then=then,
+        concurrency=concurrency, budget_usd=budget_usd, sandbox=sandbox,  # type: ignore[arg-type]
         unsafe_local=unsafe_local, require_approval=require_approval,
         test_command=test_command, use_index=not offline,
     )  # fmt: skip
-    report = run_async(run_campaign_command(repos, opts, home, store, as_json))
+    report = run_async(run_campaign_command(repos or [], opts, home, store, as_json, resume))
     if as_json:
         typer.echo(json.dumps(report, indent=2))
     else:

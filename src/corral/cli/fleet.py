@@ -16,7 +16,12 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async, with_store
 from corral.domain import TaskState
-from corral.orchestrator.campaigns import campaign_status, create_from_file, run_campaign
+from corral.orchestrator.campaigns import (
+    campaign_status,
+    create_from_file,
+    reopen_campaign,
+    run_campaign,
+)
 from corral.orchestrator.metrics import FleetMetrics
 from corral.orchestrator.models import FleetModels
 from corral.orchestrator.policy import AuditService, default_redactor
@@ -184,11 +189,7 @@ def campaign_resume(
     """Carry on a campaign after a crash: finished tasks stay finished, lost ones retry."""
 
     async def reopen(s: Store) -> str:
-        cid = await s.resolve_campaign_id(campaign_id)
-        camp = await s.get_campaign(cid)
-        if camp is not None and camp.state != "running":
-            await s.set_campaign_state(cid, "running")
-        return cid
+        return await reopen_campaign(s, campaign_id)
 
     settings = _settings(home, concurrency, zombie_after, lease_ttl)
     _drive(reopen, settings, as_json, gateway, home, store)

@@ -71,6 +71,16 @@ async def run_campaign(
     return await campaign_status(store, campaign_id)
 
 
+async def reopen_campaign(store: Store, ref: str) -> str:
+    """The campaign with this id (or unique id prefix), running again so a worker carries
+    it on after a crash: finished tasks stay finished, lost attempts are retried."""
+    cid = await store.resolve_campaign_id(ref)
+    camp = await store.get_campaign(cid)
+    if camp is not None and camp.state != "running":
+        await store.set_campaign_state(cid, "running")
+    return cid
+
+
 async def campaign_status(store: Store, campaign_id: str) -> dict[str, Any]:
     camp = await store.get_campaign(campaign_id)
     if camp is None:

@@ -8,12 +8,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from corral.orchestrator.campaigns import run_campaign
+from corral.domain import ConfigError
+from corral.orchestrator.campaigns import reopen_campaign, run_campaign
 from corral.orchestrator.delivery import delivery_key
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
 from corral.workflows.cve.campaign import CampaignOptions, Triaged, campaign_spec
 from corral.workflows.cve.report import finding_json
+from corral.workflows.cve.resume import adopt, load_triage, owners_of, save_pending
 
 Progress = Callable[[dict[str, Any]], Awaitable[None] | None]
 _OUTCOME = {
@@ -39,8 +41,46 @@ async def run_cve_campaign(
     status: dict[str, Any] | None = None
     cid: str | None = None
     if spec is not None:
-        cid = await store.create_campaign(spec)
+        pending = save_pending(settings.home, spec, triaged)
+        try:
+            cid = await store.create_campaign(spec)
+        except ConfigError as e:
+            pending.unlink(missing_ok=True)
+            owners = owners_of(settings.home, [t.unique_key or "" for t in spec.tasks])
+            if not owners:
+                raise
+            raise ConfigError(
+                f"campaign {owners[-1]} already ran the same upgrades on some of these repos "
+                f"(one PR per repo and plan); `corral cve campaign --resume {owners[-1]}` "
+                "reports on it"
+            ) from e
+        except BaseException:
+            pending.unlink(missing_ok=True)
+            raise
+        adopt(settings.home, cid, pending)
         status = await run_campaign(store, cid, settings, progress=progress)
+    report = await build_report(store, cid, triaged, status)
+    write_report(settings.home, report)
+    return report
+
+
+async def open_cve_campaign(store: Store, ref: str, home: Path) -> tuple[str, list[Triaged]]:
+    """The campaign an id (or prefix) names, with its saved triage; clear errors if none."""
+    cid = await store.resolve_campaign_id(ref)
+    return cid, await load_triage(home, store, cid)
+
+
+async def resume_cve_campaign(
+    store: Store,
+    cid: str,
+    triaged: Sequence[Triaged],
+    settings: WorkerSettings,
+    *,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Carry on a CVE campaign after a crash, then report on every repo it covered."""
+    await reopen_campaign(store, cid)
+    status = await run_campaign(store, cid, settings, progress=progress)
     report = await build_report(store, cid, triaged, status)
     write_report(settings.home, report)
     return report
