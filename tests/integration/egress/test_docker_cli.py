@@ -4,39 +4,17 @@ audited, and without the profile the sandbox has no network."""
 
 from __future__ import annotations
 
-import http.server
 import json
 import os
 import socket
 import subprocess
 import sys
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.security.docker_support import require_docker
 
 CORRAL = str(Path(sys.executable).parent / "corral")
-
-
-@pytest.fixture
-def docs_server(tmp_path: Path) -> Iterator[int]:
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "guide.txt").write_text("the answer is 42\n")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: object, **kw: object) -> None:
-            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
 
 
 def _corral(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
