@@ -40,7 +40,7 @@ test: install lint typecheck
 	$(BIN)/pytest -q
 
 # Every benchmark writes bench/results/<name>.json; a failing one is reported, not fatal.
-BENCHES := fleet store_throughput scheduler agent_step gateway_ratelimit sandbox_start cve_scan
+BENCHES := fleet store_throughput scheduler agent_step gateway_ratelimit sandbox_start cve_scan crash_recovery
 bench: install
 	$(BIN)/pip install -q -e '.[bench]'
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py $(BENCH_ARGS) >/dev/null || echo "bench/$$b.py FAILED"; done

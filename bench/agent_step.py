@@ -5,7 +5,7 @@ corral's full path (scripted model → loop → bwrap sandbox → SQLite event l
 mini-swe-agent's DefaultAgent + LocalEnvironment, in the same process and run. Reported as
 medians and as ratios; nothing here is asserted.
 
-    .venv/bin/python bench/agent_step.py [--steps 50] [--runs 5]
+    .venv/bin/python bench/agent_step.py [--steps 50] [--runs 5] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -99,11 +99,11 @@ def mini_run(repo: Path, steps: int) -> float:
     return elapsed / (steps + 1)
 
 
-async def main_async(steps: int, runs: int) -> dict[str, Any]:
+async def main_async(steps: int, runs: int, starts: int = 30, execs: int = 300) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         repo = make_repo(root)
-        sb = await sandbox_timings(repo, starts=30, execs=300)
+        sb = await sandbox_timings(repo, starts=starts, execs=execs)
         store = await Store.open(home=root / ".corral")
         corral_steps = [await corral_run(repo, root / ".corral", steps, store) for _ in range(runs)]
         await store.close()
@@ -128,10 +128,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
+    ap.add_argument("--quick", action="store_true", help="5 steps, 1 run, few sandbox starts")
     args = ap.parse_args()
-    out = asyncio.run(main_async(args.steps, args.runs))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "agent_step.json").write_text(json.dumps(out, indent=2) + "\n")
+    if args.quick:
+        out = asyncio.run(main_async(5, 1, starts=3, execs=20))
+    else:
+        out = asyncio.run(main_async(args.steps, args.runs))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "agent_step.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

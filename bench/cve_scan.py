@@ -4,7 +4,7 @@ Goal (issue 6): the full set in under 10 s on the 2-core dev machine, database l
 Repos mix every manifest format, real vulnerable pins, safe pins and packages drawn from the
 whole snapshot, so lazy parsing ends up touching most of the database, as a real fleet would.
 
-    .venv/bin/python bench/cve_scan.py [--repos 1000] [--db PATH]
+    .venv/bin/python bench/cve_scan.py [--repos 1000] [--db PATH] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -132,7 +132,11 @@ def main() -> None:
     ap.add_argument("--repos", type=int, default=1000)
     ap.add_argument("--db", type=Path, default=SNAPSHOT)
     ap.add_argument("--seed", type=int, default=6)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results", help="JSON directory")
+    ap.add_argument("--quick", action="store_true", help="20 repos")
     args = ap.parse_args()
+    if args.quick:
+        args.repos = 20
     rng = random.Random(args.seed)
     pool = sorted(p.name for p in (args.db / "vulns").iterdir() if p.is_dir())
     with tempfile.TemporaryDirectory(prefix="corral-cve-bench-") as tmp:
@@ -157,7 +161,7 @@ def main() -> None:
         "meets_goal_cold": float(cold["total_s"]) < GOAL_S,
         "meets_goal_warm": total < GOAL_S,
     }
-    out = ROOT / "bench" / "results" / "cve_scan.json"
+    out = args.out / "cve_scan.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     for name, run in (("cold (YAML parsed lazily)", cold), ("warm (parse cache)", warm)):
@@ -171,7 +175,7 @@ def main() -> None:
     print(
         f"{warm['findings']} findings, {warm['upgrades_planned']} upgrades, "
         f"{warm['unfixable']} unfixable, {warm['errors']} errors; "
-        f"load avg {result['load_avg_1m']} on {os.cpu_count()} cpus -> {out.relative_to(ROOT)}"
+        f"load avg {result['load_avg_1m']} on {os.cpu_count()} cpus -> {out}"
     )
 
 

@@ -4,7 +4,8 @@ fresh process, with mini-swe-agent's batch style measured beside it in the same 
 Every size runs the shipped configuration; a size that crashes is reported as such (its
 failures and error), not dropped. Writes bench/results/fleet.json; asserts nothing.
 
-    .venv/bin/python bench/fleet.py [--sizes 10,100,1000,2000] [--baseline-max 1000] [--quick]
+    .venv/bin/python bench/fleet.py [--sizes 10,100,1000,2000] [--baseline-max 1000]
+        [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -65,10 +66,11 @@ def main() -> None:
         help="run mini-swe-agent only up to this many agents",
     )
     ap.add_argument("--timeout", type=float, default=600.0, help="per size, seconds")
-    ap.add_argument("--quick", action="store_true", help="2 sizes, 3 steps, short latency")
+    ap.add_argument("--quick", action="store_true", help="3 agents, 3 steps, short latency")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
     args = ap.parse_args()
     if args.quick:
-        args.sizes, args.steps, args.latency, args.baseline_max = "2,5", 3, 0.2, 5
+        args.sizes, args.steps, args.latency, args.baseline_max = "3", 3, 0.2, 3
     runs = []
     for n in (int(s) for s in args.sizes.split(",")):
         print(f"fleet: {n} agents x {args.steps} steps...", file=sys.stderr, flush=True)
@@ -106,8 +108,8 @@ def main() -> None:
         },
         "runs": runs,
     }
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "fleet.json").write_text(json.dumps(out, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "fleet.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

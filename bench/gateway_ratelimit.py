@@ -11,6 +11,7 @@ LiteLLM's side of the budget run uses check-before / charge-after, which is what
 `litellm.max_budget` does; corral reserves the worst case before the call.
 
     .venv/bin/python bench/gateway_ratelimit.py --agents 1000 --rpm 1200 --tpm 120000
+    .venv/bin/python bench/gateway_ratelimit.py --quick --out DIR   # seconds, DIR/gateway.json
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from corral.gateway.loadgen import budget_run, prompt, ratelimit_report, run_age
 from corral.models.openai_format import messages_to_openai
 from corral.testing import FakeProvider, uniform
 
-RESULTS = Path(__file__).parent / "results" / "gateway.json"
+RESULTS = Path(__file__).resolve().parent / "results"
 PRICE_IN, PRICE_OUT = 10.0, 30.0  # dollars per million tokens, both sides
 MAX_TOKENS = 64
 
@@ -146,7 +147,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             "cpus": os.cpu_count(),
             "os": platform.system(),
         },
-        "params": {k: v for k, v in vars(args).items() if k != "out"},
+        "params": {k: v for k, v in vars(args).items() if k not in ("out", "quick")},
     }
     for name, ratelimit, budget in (
         ("corral", corral_ratelimit, corral_budget),
@@ -170,13 +171,18 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--latency", type=float, default=0.2, help="mean provider latency, s")
     parser.add_argument("--budget-usd", type=float, default=1.0)
     parser.add_argument("--litellm-retries", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    return parser.parse_args(argv)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="directory for gateway.json")
+    parser.add_argument("--quick", action="store_true", help="20 agents for 1 s, small budget")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.agents, args.duration, args.latency, args.budget_usd = 20, 1.0, 0.05, 0.05
+        args.rpm, args.tpm = 600, 60_000
+    return args
 
 
 if __name__ == "__main__":
     arguments = parse()
     report = asyncio.run(main(arguments))
-    arguments.out.parent.mkdir(parents=True, exist_ok=True)
-    arguments.out.write_text(json.dumps(report, indent=2) + "\n")
+    arguments.out.mkdir(parents=True, exist_ok=True)
+    (arguments.out / "gateway.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))

@@ -4,11 +4,12 @@ Each figure is a ratio against the baseline measured in the same run (mini-swe-a
 LiteLLM's Router, Ray, a plain subprocess), so machines compare by shape, not by speed.
 Missing results are listed as not run, never invented.
 
-    .venv/bin/python bench/report.py
+    .venv/bin/python bench/report.py [--results DIR] [--docs DIR]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -176,6 +177,62 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
     return lines
 
 
+CRASH_NUMBERS = (
+    ("agents running when the worker was killed", "running_at_kill"),
+    ("model answers recorded before the kill", "answers_recorded_at_kill"),
+    ("launch until every task was first running (s)", "cold_start_all_running_s"),
+    ("restart until every killed attempt was reaped (s)", "reaped_s"),
+    ("restart until every task was running again (s)", "all_running_again_s"),
+    ("restart until every task was finished (s)", "all_finished_s"),
+    ("running again / cold start", "recovery_vs_cold_start"),
+    ("provider requests", "provider_requests"),
+    ("provider requests without a crash (agents x steps)", "ideal_requests"),
+    ("unrecorded in-flight calls asked again", "redone_in_flight"),
+    ("load average (1 min) at the end", "load_avg_1m"),
+)
+# (goal, count key, check key), one row each
+CRASH_GOALS = (
+    ("work lost: recorded answers asked again (none)", "work_lost_steps", "no_work_lost"),
+    ("duplicate side effects (none)", "duplicate_side_effects", "no_duplicate_side_effects"),
+    ("two live attempts of a task (none)", "overlapping_attempts", "no_overlapping_attempts"),
+    ("tasks finished exactly once (all)", "tasks_finished_once", "each_task_finished_once"),
+    ("tasks delivered exactly once (all)", "tasks_delivered", "each_task_delivered_once"),
+)  # fmt: skip
+
+
+def crash_section(data: dict[str, Any]) -> list[str]:
+    lines = [
+        f"`corral campaign run` with {data['agents']} agents x {data['steps']} steps "
+        f"({data['latency_s']} s model latency, `{data['sandbox']}` sandboxes, SQLite store) "
+        f"gets SIGKILL on its whole process group once every agent has "
+        f"{data['kill_after_steps']}+ model answers recorded; then `corral campaign resume`. "
+        "An agent counts as running once its attempt has recorded a model answer.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
+    lines += [f"| {text} | {_cell(data.get(key))} |" for text, key in CRASH_NUMBERS]
+    lines += ["", "| goal | count | met |", "|---|---|---|"]
+    checks = data.get("checks") or {}
+    for text, key, check in CRASH_GOALS:
+        met = "yes" if checks.get(check) else "**no**"
+        lines.append(f"| {text} | {_cell(data.get(key))} | {met} |")
+    if data.get("error"):
+        lines += ["", f"error: {data['error']}"]
+    if data.get("recovery_vs_cold_start"):
+        lines += [
+            "",
+            bar(
+                "crash_recovery_ratio",
+                "time until all running again ÷ cold start (same run)",
+                ["recovery"],
+                [data["recovery_vs_cold_start"]],
+                "ratio",
+            ),
+        ]
+    return lines
+
+
 def simple_sections() -> list[str]:
     out: list[str] = []
     store = load("store_throughput")
@@ -263,6 +320,9 @@ def simple_sections() -> list[str]:
         )
     else:
         out.append("not run")
+    crash = load("crash_recovery")
+    out += ["", "## Crash recovery: kill -9 mid-run, then resume", ""]
+    out += crash_section(crash) if crash else ["not run"]
     for name, title in (("sandbox", "Sandbox start and round trip"), ("cve_scan", "CVE scan")):
         data = load(name)
         out += ["", f"## {title}", "", "```json"]
@@ -271,6 +331,12 @@ def simple_sections() -> list[str]:
 
 
 def main() -> None:
+    global RESULTS, DOCS, IMG
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--results", type=Path, default=RESULTS, help="where the JSON files are")
+    ap.add_argument("--docs", type=Path, default=DOCS, help="where benchmarks.md goes")
+    args = ap.parse_args()
+    RESULTS, DOCS, IMG = args.results, args.docs, args.docs / "img"
     lines = [
         "# Benchmarks",
         "",

@@ -1,7 +1,7 @@
 """Scheduler throughput: no-op tasks through scheduler + executor, SQLite and Postgres,
 beside Ray tasks started in the same run. Reports ratios; asserts nothing.
 
-    .venv/bin/python bench/scheduler.py [--tasks 2000] [--concurrency 64]
+    .venv/bin/python bench/scheduler.py [--tasks 2000] [--concurrency 64] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ def run_ray(n: int) -> dict[str, Any] | None:
     return {"tasks": n, "wall_s": round(wall, 3), "tasks_per_s": round(n / wall, 1)}
 
 
-async def main_async(n: int, concurrency: int) -> dict[str, Any]:
+async def main_async(n: int, concurrency: int, with_ray: bool = True) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         sqlite = await run_store(None, Path(tmp), n, concurrency)
     import psycopg
@@ -95,7 +95,7 @@ async def main_async(n: int, concurrency: int) -> dict[str, Any]:
     finally:
         with psycopg.connect(PG, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    ray = run_ray(n)
+    ray = run_ray(n) if with_ray else None  # starting Ray alone takes ~10 s here
     out: dict[str, Any] = {
         "benchmark": "scheduler",
         "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus",
@@ -114,10 +114,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=64)
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
+    ap.add_argument("--quick", action="store_true", help="200 tasks, concurrency 16, no Ray")
     args = ap.parse_args()
-    out = asyncio.run(main_async(args.tasks, args.concurrency))
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "scheduler.json").write_text(json.dumps(out, indent=2) + "\n")
+    if args.quick:
+        args.tasks, args.concurrency = 200, 16
+    out = asyncio.run(main_async(args.tasks, args.concurrency, with_ray=not args.quick))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "scheduler.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 

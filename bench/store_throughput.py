@@ -4,7 +4,7 @@ W concurrent writers (agents) each append E `observed` events one at a time, eac
 awaiting its commit, as the agent loop does; the group-commit writer shares commits.
 Postgres uses a database created for the run and dropped after. Asserts nothing.
 
-    .venv/bin/python bench/store_throughput.py [--writers 200] [--events 50] [--quick]
+    .venv/bin/python bench/store_throughput.py [--writers 200] [--events 50] [--quick] [--out DIR]
 """
 
 from __future__ import annotations
@@ -80,7 +80,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--writers", type=int, default=200)
     ap.add_argument("--events", type=int, default=50)
-    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--quick", action="store_true", help="10 writers x 10 events")
+    ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
     args = ap.parse_args()
     if args.quick:
         args.writers, args.events = 10, 10
@@ -90,8 +91,8 @@ def main() -> None:
     out = {"benchmark": "store_throughput", "sqlite": sqlite, "postgres": pg}
     if "events_per_s" in pg:
         out["postgres_vs_sqlite"] = round(pg["events_per_s"] / sqlite["events_per_s"], 2)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "store_throughput.json").write_text(json.dumps(out, indent=2) + "\n")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "store_throughput.json").write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))
 
 
