@@ -13,8 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import Version
+
 from corral.workflows.cve import rehash
 from corral.workflows.cve.index import ReleaseFile
+from corral.workflows.cve.manifests import poetry_to_pep440
 from corral.workflows.cve.models import FixPlan, Upgrade
 from corral.workflows.cve.tasks import Edit
 
@@ -77,7 +81,7 @@ def _edits_at(
         return [f"{up.package}: {file}:{line} is past the end of the file"]
     text = lines[line - 1]
     if up.kind == "range":
-        new = _raise_floor(text, up)
+        new = _raise_floor(text, up, file)
         if new is None:
             return [f"{up.package}: cannot rewrite the range at {file}:{line}; edit it by hand"]
         return [Edit(file=file, line=line, package=up.package, old=text, new=new)]
@@ -159,16 +163,59 @@ def _lock_edits(
     return out
 
 
-def _raise_floor(text: str, up: Upgrade) -> str | None:
-    """`pkg>=1.0,<3` -> `pkg>=FIXED,<3`; a bare `pkg` gains `>=FIXED`."""
+def _raise_floor(text: str, up: Upgrade, file: str = "") -> str | None:
+    """`pkg>=1.0,<3` -> `pkg>=FIXED,<3`; a bare `pkg` gains `>=FIXED`; a TOML table entry
+    (`pkg = "^1.0"`, `pkg = {version = "*"}` in Poetry or a Pipfile) gets a new string."""
+    name = re.escape(up.package).replace("\\-", "[-_.]")
+    key = re.match(rf"(?i)^(\s*[\"']?{name}[\"']?\s*=\s*)(.*)$", text, re.S)
+    if key:
+        return _raise_toml_floor(text, key, up, poetry=Path(file).name == "pyproject.toml")
     m = re.search(r">=\s*[\w.!+-]+", text)
     if m:
         return text[: m.start()] + f">={up.to_version}" + text[m.end() :]
-    name = re.search(rf"(?i)^(\s*[\"']?){re.escape(up.package).replace('-', '[-_.]')}"
-                     r"(\[[^\]]*\])?", text)  # fmt: skip
-    if name:
-        return text[: name.end()] + f">={up.to_version}" + text[name.end() :]
+    bare = re.search(rf"(?i)^(\s*[\"']?){name}(\[[^\]]*\])?", text)
+    if bare:
+        return text[: bare.end()] + f">={up.to_version}" + text[bare.end() :]
     return None
+
+
+def _raise_toml_floor(text: str, key: re.Match[str], up: Upgrade, *, poetry: bool) -> str | None:
+    rest = key.group(2)
+    if rest.lstrip().startswith("{"):
+        m = re.search(r"(\bversion\s*=\s*)([\"'])([^\"']*)\2", rest)
+    else:
+        m = re.match(r"(\s*)([\"'])([^\"']*)\2", rest)
+    if m is None:
+        return None
+    spec = _floor_spec(m.group(3), up.to_version, poetry=poetry)
+    if spec is None:
+        return None
+    return key.group(1) + rest[: m.start(3)] + spec + rest[m.end(3) :]
+
+
+def _floor_spec(spec: str, to: str, *, poetry: bool) -> str | None:
+    """`^1.26` -> `>=1.26.18,<2`: the new floor, and the old upper bounds when they still
+    admit it. None for alternatives (`||`), which a human should rewrite."""
+    text = spec.strip()
+    if "||" in text:
+        return None
+    try:
+        pep = "" if text in ("", "*") else poetry_to_pep440(text) if poetry else text
+        parsed = SpecifierSet(pep)
+    except (ValueError, InvalidSpecifier):
+        return None
+    uppers: list[str] = []
+    for s in parsed:
+        if s.operator in ("<", "<=", "!="):
+            uppers.append(str(s))
+        elif s.operator == "~=" or (s.operator == "==" and s.version.endswith(".*")):
+            release = Version(s.version.removesuffix(".*")).release
+            head = release[:-1] if s.operator == "~=" and len(release) > 1 else release
+            uppers.append("<" + ".".join(map(str, (*head[:-1], head[-1] + 1))))
+    out = [f">={to}", *uppers]
+    if not SpecifierSet(",".join(out)).contains(to, prereleases=True):
+        out = [f">={to}", *(u for u in uppers if u.startswith("!="))]
+    return ",".join(out)
 
 
 _INCLUDE = re.compile(r"^\s*(?:-r|--requirement)(?:\s*=\s*|\s+|(?=[^\s=-]))(\S+)", re.M)

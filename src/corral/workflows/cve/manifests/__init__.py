@@ -16,6 +16,7 @@ from corral.workflows.cve.manifests.locks import (
 )
 from corral.workflows.cve.manifests.pyproject import poetry_to_pep440, read_pyproject
 from corral.workflows.cve.manifests.requirements import read_requirements
+from corral.workflows.cve.manifests.setup_files import read_pipfile, read_setup_cfg
 
 # Directories that hold other people's code or build output, never the project's manifests.
 SKIP_DIRS = frozenset(
@@ -45,6 +46,8 @@ _READERS: dict[str, Callable[[Path, Path], ManifestResult]] = {
     "uv.lock": read_uv_lock,
     "Pipfile.lock": read_pipfile_lock,
     "pylock.toml": read_pylock,
+    "Pipfile": read_pipfile,
+    "setup.cfg": read_setup_cfg,
 }
 
 

@@ -18,6 +18,8 @@ Source = Literal[
     "constraints",
     "pyproject",
     "poetry",
+    "Pipfile",
+    "setup.cfg",
     "poetry.lock",
     "uv.lock",
     "Pipfile.lock",
