@@ -263,3 +263,14 @@ def test_release_files_from_the_index_json() -> None:
         parse_release_files({"urls": [{"filename": "x.whl", "digests": {"md5": "00"}}]})
     with pytest.raises(ValueError, match="no files"):
         parse_release_files({"urls": []})
+
+
+def test_a_lock_entry_without_hashes_needs_no_digests(tmp_path: Path, db: OsvDatabase) -> None:
+    lock = (
+        '[[package]]\nname = "idna"\nversion = "3.6"\nfiles = []\n\n'
+        '[metadata]\nlock-version = "1.1"\n\n[metadata.files]\nidna = []\n'
+    )
+    write(tmp_path, {"poetry.lock": lock})
+    made = _bump(tmp_path, db, digests=False)
+    assert not made.hash_gaps and [e.hashes for e in made.edits] == [False]
+    assert 'version = "3.7"' in _applied(tmp_path, made, "poetry.lock")

@@ -130,6 +130,8 @@ def _lock_edits(
     whole = "".join(lines[line - 1 : end])
     hashed = rehash.pipfile_hashed(whole) if json_lock else rehash.toml_hashed(whole)
     legacy = None if json_lock else rehash.poetry_metadata_entry(lines, up.package)
+    if legacy is not None and not rehash.toml_hashed("".join(lines[legacy[0] : legacy[1]])):
+        legacy = None
     stop = top if hashed else at + 1
     block = list(lines[line - 1 : stop])
     k = at - (line - 1)

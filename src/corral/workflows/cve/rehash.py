@@ -117,7 +117,8 @@ def toml_region(lines: Sequence[str], start: int, table: str) -> tuple[int, int]
 
 
 def toml_hashed(text: str) -> bool:
-    return bool(re.search(r"(?m)^\s*(files|wheels|sdist)\s*=|\bhash(es)?\s*=", text))
+    """An entry with file hashes (an empty `files = []` has none to refresh)."""
+    return bool(re.search(r"\bhash(es)?\s*=", text))
 
 
 def rehash_toml(block: Sequence[str], files: Sequence[ReleaseFile]) -> list[str]:
