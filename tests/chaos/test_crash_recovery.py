@@ -1,5 +1,6 @@
 """kill -9 of the process running a campaign, then `corral campaign resume`: every task
-succeeds exactly once, no task ever has two live attempts, nothing is delivered twice."""
+succeeds exactly once, no task ever has two live attempts, nothing is delivered twice, and
+the model turns recorded before the kill are replayed, not asked for again."""
 
 from __future__ import annotations
 
@@ -89,6 +90,64 @@ def test_kill_9_then_resume(tmp_path: Path) -> None:
         retried += len(rows) > 1
     assert retried >= before.get("running", 0)
     assert recovery_s < 120
+
+
+def _model_calls(db: Path) -> list[tuple[str, float]]:
+    """(attempt id, latency_s) of every recorded model turn, in order."""
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            rows = conn.execute(
+                "select attempt_id, payload from events where type = 'model_called' order by id"
+            ).fetchall()
+    except sqlite3.OperationalError:
+        return []
+    return [(a, json.loads(b)["completion"]["latency_s"]) for a, b in rows]
+
+
+def test_a_killed_attempt_resumes_from_its_recorded_turns(tmp_path: Path) -> None:
+    home = tmp_path / ".corral"
+    turns = [
+        {"tool_calls": [{"tool": "bash", "args": {"command": c}}], "latency": 0.1}
+        for c in ("echo a > a.txt", "echo b > b.txt", "sleep 3; echo c > c.txt")
+    ]
+    turns.append({"tool_calls": [{"tool": "finish", "args": {"message": "done"}}], "latency": 0.1})
+    work = tmp_path / "work.json"
+    work.write_text(json.dumps(turns))
+    task = {"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "work",
+            "model": f"scripted:{work}", "max_attempts": 2}  # fmt: skip
+    f = tmp_path / "c.yaml"
+    f.write_text(yaml.safe_dump({"name": "resume", "tasks": [task]}))
+    proc = subprocess.Popen(
+        [CORRAL, "campaign", "run", str(f), "--json", "--home", str(home)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    db = home / "corral.db"
+    deadline = time.monotonic() + 60
+    while len(_model_calls(db)) < 3:  # the third command (sleep 3) is running
+        assert time.monotonic() < deadline, "the attempt never reached its third turn"
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as conn:
+        cid = conn.execute("select id from campaigns").fetchone()[0]
+    done = subprocess.run(
+        [CORRAL, "campaign", "resume", cid, "--json", "--home", str(home)],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["counts"] == {"succeeded": 1}
+    calls = _model_calls(db)
+    first = calls[0][0]
+    second = [lat for a, lat in calls if a != first]
+    # three turns replayed from the log (no model time), then the live model's finish
+    assert second[:3] == [0.0, 0.0, 0.0] and len(second) == 4 and second[3] > 0, calls
+    with sqlite3.connect(db) as conn:
+        (patch,) = conn.execute(
+            "select patch_path from attempts where status = 'finished'"
+        ).fetchone()
+    diff = Path(patch).read_text()
+    assert all(name in diff for name in ("a.txt", "b.txt", "c.txt")), diff
 
 
 def _processes_with(cmdline: bytes) -> list[int]:

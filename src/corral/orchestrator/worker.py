@@ -16,6 +16,7 @@ import os
 import socket
 from collections.abc import Mapping
 from datetime import timedelta
+from typing import Any
 
 from corral.domain import CorralError, ErrorKind, Event, RunStatus, TaskState
 from corral.domain.events import utcnow
@@ -156,17 +157,28 @@ class Worker:
         return len(leases)
 
     async def reap(self) -> int:
-        """Attempts whose holder died: retry the task (or fail it when out of attempts)."""
+        """Attempts whose holder died: retry the task (or fail it when out of attempts).
+
+        The retry resumes from the dead attempt's log: its recorded model turns are served
+        again without asking the provider, and their actions rebuild the workspace in a
+        fresh sandbox, so the model work done before the crash is not lost.
+        """
         expired = await self.store.expired_attempts(utcnow(), await self._dead_owners_here())
         for lease, task in expired:
             retry = lease.number < task.max_attempts
             delay = self.settings.retry_for(task.kind).delay(lease.number) if retry else 0.0
+            result: dict[str, Any] = {"reason": "lease lost", "error_kind": "retryable"}
+            if retry:
+                result["resume_from"] = lease.attempt_id
+                approved = (task.result or {}).get("approved")
+                if approved:  # a resumed-after-approval attempt keeps its approvals
+                    result["approved"] = approved
             await self.store.finish_attempt(
                 lease, status=RunStatus.failed, reason="lease lost: its worker stopped",
                 error_kind=ErrorKind.retryable, steps=0, cost_usd=0.0, patch_path=None,
                 task_state=T.ready if retry else T.failed,
                 ready_at=utcnow() + timedelta(seconds=delay) if retry else None,
-                result={"reason": "lease lost", "error_kind": "retryable"},
+                result=result,
             )  # fmt: skip
         return len(expired)
 
