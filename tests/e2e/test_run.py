@@ -100,3 +100,7 @@ def test_demo(cli: Cli) -> None:
     fixed = [k for k, (st, tests) in status.items() if st == "fixed" and tests == "passed"]
     assert len(fixed) >= 9
     assert Path(out["files"]["markdown"]).is_file()
+    # `make demo` again in the same home: a fresh demo, not "already ran these upgrades"
+    code, again = cli.json("demo", timeout=400)
+    assert code == 0, again
+    assert {r["key"]: (r["status"], r.get("tests")) for r in again["repos"]} == status

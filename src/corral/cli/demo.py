@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 from corral.domain import ConfigError
@@ -48,6 +49,20 @@ def advisory_db() -> Path:
         "no advisory database for the demo: set CORRAL_OSV_DB to an OSV directory "
         "(e.g. a checkout of github.com/pypa/advisory-database/vulns)"
     )
+
+
+def fresh_run_dir(runs: Path) -> Path:
+    """A new folder for this demo run's repos; earlier runs' repos are removed.
+
+    Each run needs repos at new paths: a campaign never redoes an upgrade it already made
+    on a repo (one PR per repo and plan), and the demo regenerates the same plan.
+    """
+    if runs.exists():
+        for old in runs.iterdir():
+            if old.is_dir() and not old.is_symlink():
+                shutil.rmtree(old)
+    runs.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=runs))
 
 
 def generate_repos(dest: Path) -> list[Path]:

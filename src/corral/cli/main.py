@@ -219,12 +219,12 @@ def demo(
 ) -> None:
     """A CVE campaign over a dozen generated repos: real advisories, no API key."""
     from corral.cli.cve import run_campaign_command
-    from corral.cli.demo import advisory_db, generate_repos
+    from corral.cli.demo import advisory_db, fresh_run_dir, generate_repos
     from corral.workflows.cve.campaign import CampaignOptions
 
     if sandbox not in ("bwrap", "local", "docker"):
         _fail(f"unknown sandbox {sandbox!r}")
-    repos = generate_repos(home / "demo" / "cve-repos")
+    repos = generate_repos(fresh_run_dir(home / "demo" / "cve-repos"))
     if not as_json:
         typer.echo(f"demo: {len(repos)} repos in {repos[0].parent}\n", err=True)
     opts = CampaignOptions(
