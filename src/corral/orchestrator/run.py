@@ -26,7 +26,7 @@ from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.hooks import check_model
 from corral.orchestrator.models import FleetModels
-from corral.orchestrator.policy import Policy, default_redactor, effective_policy
+from corral.orchestrator.policy import Policy, default_redactor, effective_policy, task_policy
 from corral.ports import Model, Sandbox
 from corral.sandbox import SandboxLimits, open_sandbox
 from corral.store import Store
@@ -191,6 +191,10 @@ async def replay_attempt(
         raise ConfigError(f"attempt {full_id} has no recorded start; it cannot be replayed")
     original_diff = next((e.diff for e in events if isinstance(e, AttemptEnded)), "")
     model = ReplayModel(completions_of(events), name=f"replay:{started.model}")
+    record = await store.get_attempt(full_id)
+    policy = None
+    if record is not None and record.task_id:  # a campaign task: its own policy snapshot
+        policy = task_policy(Path(home), (await store.get_task(record.task_id)).spec)
     limits = AgentLimits.model_validate(started.limits) if started.limits else AgentLimits()
     run = await run_task(
         started.task,
@@ -202,6 +206,7 @@ async def replay_attempt(
         store=store,
         home=home,
         on_event=on_event,
+        policy=policy,
     )
     return ReplayResult(
         original_id=full_id,

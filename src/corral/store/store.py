@@ -39,6 +39,7 @@ class AttemptRecord:
     patch_path: str | None
     created_at: datetime
     ended_at: datetime | None
+    task_id: str | None = None  # set when a fleet worker ran it for a campaign task
 
 
 def database_url(url: str | None, home: Path) -> str:

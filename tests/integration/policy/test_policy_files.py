@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from corral.cli.main import app
 from corral.domain import ActionTaken, Observed
 from corral.orchestrator.campaigns import create_from_file, run_campaign
+from corral.orchestrator.run import replay_attempt
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
 from corral.store.audit import AuditStore
@@ -99,6 +100,13 @@ async def test_campaign_and_task_files_change_decisions(store: Store, tmp_path: 
     digests = {e.detail["rule"]: e.detail["policy"] for e in entries if e.kind == "policy"}
     assert set(digests) == {"internal-index", "no-secret-file"}
     assert digests["internal-index"] != digests["no-secret-file"]
+
+    # `corral replay` of the denied task's attempt runs under that task's rules too
+    (attempt,) = await store.attempts_of(by_key["deny"]["id"])
+    replayed = await replay_attempt(attempt["id"], store=store, home=home)
+    assert replayed.same_actions and replayed.same_diff
+    again = [e.output for e in replayed.run.events if isinstance(e, Observed)]
+    assert again[0] == denied[0]
 
 
 async def test_resume_after_approval_uses_the_rules_the_campaign_was_created_with(
