@@ -3,12 +3,21 @@
 Nothing of the host passes in: bwrap is spawned with a clean environment (so even
 /proc/1/environ is clean), as an unprivileged host uid when we are root, with no network
 (only a private loopback), a read-only system and a minimal /etc of our own.
+
+Start-up cost is kept down because it is paid per attempt: bwrap is started by the
+launcher (no fork of this process), every bind costs a pass over the host's mount table
+so there are few of them (one for all of /etc, none for control files: the shell script
+is an argument and commands arrive on a pipe), and the wait a cgroup join can have
+(an RCU grace period, `Cgroups.warm_up`) is started before bwrap and overlaps the
+shell's start: the sandbox's processes (only our idle shell so far) join their cgroups
+once it is ready, before any command of the agent's runs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -17,12 +26,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral.domain import SandboxError
-from corral.sandbox import seccomp
+from corral.sandbox import etc, seccomp
 from corral.sandbox.base import SANDBOX_UID, SANDBOX_USER, BaseSandbox, clean_env
 from corral.sandbox.egress import bind as egress_bind
+from corral.sandbox.launcher import launcher
 from corral.sandbox.limits import SandboxLimits
-from corral.sandbox.procs import Cgroups, NamespaceScope
-from corral.sandbox.shell import ShellDriver
+from corral.sandbox.procs import Cgroups, NamespaceScope, descendants
+from corral.sandbox.shell import LAUNCH_MARK_FD, ForeignProcess, ShellDriver
 from corral.sandbox.workspace import Workspace
 
 if TYPE_CHECKING:
@@ -36,20 +46,9 @@ MISSING_BWRAP = (
 )
 WORKDIR = "/workspace"
 HOME = f"/home/{SANDBOX_USER}"
-_CTL, _STATE = "/run/corral/ctl", "/run/corral/state"
-# Host /etc entries a sandbox may see: loader, certificates, time zone. No secrets.
-_ETC = (
-    "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "alternatives", "ssl", "ca-certificates",
-    "ca-certificates.conf", "localtime", "timezone", "nsswitch.conf", "mime.types",
-    "os-release", "debian_version", "terminfo", "magic", "magic.mime", "python3",
-    "python3.11", "python3.12", "protocols", "services", "inputrc",
-)  # fmt: skip
-_PASSWD = f"""root:x:0:0:root:/root:/usr/sbin/nologin
-{SANDBOX_USER}:x:{SANDBOX_UID}:{SANDBOX_UID}:corral sandbox:{HOME}:/bin/bash
-nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin
-"""
-_GROUP = f"root:x:0:\n{SANDBOX_USER}:x:{SANDBOX_UID}:\nnogroup:x:65534:\n"
-_HOSTS = "127.0.0.1 localhost corral\n::1 localhost ip6-localhost ip6-loopback\n"
+_STATE = "/run/corral/state"
+# fd numbers inside bwrap for what the launcher hands over (0-3 are the shell's).
+_INFO_FD, _BLOCK_FD, _SECCOMP_FD = 4, 5, 6
 
 
 class BwrapSandbox(BaseSandbox):
@@ -67,7 +66,7 @@ class BwrapSandbox(BaseSandbox):
         # As root, run bwrap as an unprivileged host uid: an escape lands nowhere useful.
         self._owner = (SANDBOX_UID, SANDBOX_UID) if os.geteuid() == 0 else None
         self._bwrap = shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
-        self._proc: asyncio.subprocess.Process | None = None
+        self._proc: ForeignProcess | None = None
 
     @property
     def egress_socket(self) -> Path | None:
@@ -96,32 +95,11 @@ class BwrapSandbox(BaseSandbox):
     def _args(self, ws: Workspace) -> list[str]:
         size = str(self.limits.tmp_mb * 1024 * 1024)
         args = [
-            "--unshare-all", "--unshare-user", "--disable-userns",
-            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "corral",
-            "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-            "--ro-bind", "/usr", "/usr",
-        ]  # fmt: skip
-        for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
-            host = Path("/") / name
-            if host.is_symlink():
-                args += ["--symlink", os.readlink(host), f"/{name}"]
-            elif host.is_dir():
-                args += ["--ro-bind", str(host), f"/{name}"]
-        etc = ws.root / "etc"
-        etc.mkdir(exist_ok=True)
-        for name, text in (("passwd", _PASSWD), ("group", _GROUP), ("hosts", _HOSTS)):
-            (etc / name).write_text(text)
-            args += ["--ro-bind", str(etc / name), f"/etc/{name}"]
-        for name in _ETC:
-            if os.path.lexists(f"/etc/{name}"):
-                args += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-        args += [
-            "--proc", "/proc", "--dev", "/dev",
+            *_system_args(),
             "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", HOME,
             "--symlink", "/tmp", "/var/tmp",
             "--bind", str(ws.path), WORKDIR,
-            "--ro-bind", str(ws.root / "ctl"), _CTL,
-            "--bind", str(ws.root / "state"), _STATE,
+            "--size", size, "--tmpfs", _STATE,
             "--remount-ro", "/",
             "--chdir", WORKDIR, "--clearenv",
         ]  # fmt: skip
@@ -136,61 +114,65 @@ class BwrapSandbox(BaseSandbox):
 
     async def _spawn(self, ws: Workspace) -> None:
         assert self._bwrap is not None
-        self._cgroups = Cgroups.create(self.limits.memory_mb, self.limits.pids)
+        self._cgroups = cgroups = Cgroups.create(self.limits.memory_mb, self.limits.pids)
         prelude = ""
-        if self._cgroups is None:
+        if cgroups is None:
             log.debug("no writable cgroup: falling back to ulimit -v/-u for sandbox limits")
             prelude = f"ulimit -v {self.limits.memory_mb * 1024} -u {self.limits.pids} 2>/dev/null"
-        driver = ShellDriver(limits=self.limits, ctl=ws.root / "ctl", ctl_inner=_CTL,
-                             state_inner=_STATE)  # fmt: skip
+        driver = ShellDriver(limits=self.limits, state_inner=_STATE)
         self._driver = driver
-        argv = driver.argv(prelude)
+        argv = driver.argv(prelude, mark_fd=LAUNCH_MARK_FD)
         if self.egress is not None:
             argv = egress_bind.wrap_argv(argv)
         info_r, info_w = os.pipe()
         block_r, block_w = os.pipe()
         filter_fd = _seccomp_fd()
-        kwargs = driver.spawn_kwargs()
-        kwargs["pass_fds"] = (*kwargs["pass_fds"], info_w, block_r, filter_fd)
-        if self._owner is not None:
-            kwargs.update(user=self._owner[0], group=self._owner[1], extra_groups=[])
+        fds = driver.child_fds() | {_INFO_FD: info_w, _BLOCK_FD: block_r, _SECCOMP_FD: filter_fd}
+        cmd = [self._bwrap, *self._args(ws), "--info-fd", str(_INFO_FD), "--block-fd",
+               str(_BLOCK_FD), "--seccomp", str(_SECCOMP_FD), "--", *argv]  # fmt: skip
+        warm: asyncio.Future[None] | None = None
         try:
-            cmd = [self._bwrap, *self._args(ws), "--info-fd", str(info_w),
-                   "--block-fd", str(block_r), "--seccomp", str(filter_fd),
-                   "--", *argv]  # fmt: skip
-            self._proc = await asyncio.create_subprocess_exec(
-                *cmd, env=clean_env(home=HOME), cwd="/", **kwargs
-            )
-            os.close(info_w)
-            os.close(block_r)
-            info_w = block_r = -1
+            launch = launcher(self._owner)
+            if cgroups is not None:  # the grace period runs while bwrap and the shell start
+                warm = asyncio.ensure_future(asyncio.to_thread(cgroups.warm_up, launch.helper_pid))
+            try:
+                started = await launch.spawn(cmd, clean_env(home=HOME), fds)
+            finally:
+                driver.close_child_ends()
+                for fd in (info_w, block_r, filter_fd):
+                    os.close(fd)
+            self._proc = ForeignProcess(started.pid, started.pidfd)
             info = await _read_info(info_r)
             child = int(str(info["child-pid"]))
             ns = os.readlink(f"/proc/{child}/ns/pid")
-            if self._cgroups is not None:
-                self._cgroups.add(child)  # before the sandbox forks anything
             os.write(block_w, b"go")
         except (OSError, ValueError, KeyError) as exc:
-            driver.close_child_ends()
+            if warm is not None:
+                warm.cancel()  # the thread finishes on its own; nobody waits for it
             raise SandboxError(f"bubblewrap failed to start: {exc}{driver.stray_note()}") from None
         finally:
-            for fd in (info_r, info_w, block_r, block_w, filter_fd):
-                if fd >= 0:
-                    with contextlib.suppress(OSError):
-                        os.close(fd)
+            for fd in (info_r, block_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
         driver.protected_inner = {1}
-        if self._cgroups is not None:
-            driver.after_command = self._check_limits
-        procs = self._cgroups.procs_file if self._cgroups else None
-        scope = NamespaceScope(ns, procs)
-        await driver.attach(self._proc, scope)
+        scope = NamespaceScope(ns, cgroups.procs_file if cgroups else None)
+        try:
+            await driver.attach(self._proc, scope)
+            if cgroups is not None and warm is not None:
+                # Only our shell runs until now (idle, waiting for a command): every
+                # process joins the cgroups before the agent's first command.
+                await warm
+                await asyncio.to_thread(_join_all, cgroups, child, ns)
+                driver.after_command = self._check_limits
+        finally:
+            if warm is not None:
+                warm.cancel()
         if self.egress is not None:
             driver.protected_inner |= egress_bind.relay_pids(scope)
 
     async def _kill(self) -> None:
-        if self._proc is not None and self._proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self._proc.kill()  # bwrap's init dies with it, and the namespace with that
+        if self._proc is not None:
+            self._proc.kill()  # bwrap's init dies with it, and the namespace with that
         if self._driver is not None:
             await self._driver.sweep(everything=True)
         if self._cgroups is not None:
@@ -200,6 +182,43 @@ class BwrapSandbox(BaseSandbox):
                 await asyncio.sleep(0.01)
             else:
                 log.warning("could not remove cgroups %s", self._cgroups.dirs)
+
+
+@functools.cache
+def _system_args() -> tuple[str, ...]:
+    """Namespaces, a read-only /usr (and its merged links), our /etc, /proc and /dev."""
+    args = [
+        "--unshare-all", "--unshare-user", "--disable-userns",
+        "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--hostname", "corral",
+        "--die-with-parent", "--new-session", "--cap-drop", "ALL",
+        "--ro-bind", "/usr", "/usr",
+    ]  # fmt: skip
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{name}"]
+    own = etc.own_files(SANDBOX_USER, SANDBOX_UID, HOME)
+    args += ["--ro-bind", str(etc.template(own)), "/etc", "--proc", "/proc", "--dev", "/dev"]
+    return tuple(args)
+
+
+def _join_all(cgroups: Cgroups, init: int, ns: str) -> None:
+    """Move the sandbox's init and everything under it into its cgroups."""
+    joined: set[int] = set()
+    for _ in range(20):
+        found = descendants(init)
+        if found is None:  # no /proc/PID/task/TID/children here: ask the namespace
+            found = [host for host, _inner in NamespaceScope(ns).members()]
+        new = [pid for pid in found if pid not in joined]
+        if not new:
+            return
+        for pid in new:
+            with contextlib.suppress(ProcessLookupError):
+                cgroups.add(pid)
+        joined.update(new)
+    raise SandboxError("the sandbox kept starting processes while it joined its cgroups")
 
 
 _FILTER: bytes | None = None

@@ -150,8 +150,7 @@ class DockerSandbox(BaseSandbox):
             pid = int(pid_text.strip())
             if pid <= 0:
                 raise ValueError("container is not running")
-            self._proc = ForeignProcess(pid, driver.stdin_fd)
-            driver.stdin_fd = -1  # the process owns it now
+            self._proc = ForeignProcess(pid)
             ns = os.readlink(f"/proc/{pid}/ns/pid")
         except (OSError, ValueError) as exc:
             raise SandboxError(f"docker container did not start: {exc}") from None

@@ -81,6 +81,30 @@ class SessionScope:
         return found
 
 
+def descendants(pid: int) -> list[int] | None:
+    """`pid` and every live process below it; None if /proc lacks `task/*/children`."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        found.append(parent)
+        try:
+            tasks = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # gone meanwhile
+        for tid in tasks:
+            try:
+                todo += [
+                    int(x) for x in Path(f"/proc/{parent}/task/{tid}/children").read_text().split()
+                ]
+            except FileNotFoundError:
+                if not Path(f"/proc/{parent}/task/{tid}").exists():
+                    continue
+                return None
+            except OSError:
+                continue
+    return found
+
+
 def own_cgroup(controller: str) -> str | None:
     """Our cgroup path for a v1 controller ('' key for v2), from /proc/self/cgroup."""
     with contextlib.suppress(OSError):
@@ -168,6 +192,18 @@ class Cgroups:
         """Move a process (before it forks anything) into every controller."""
         for path in self.dirs:
             (path / "cgroup.procs").write_text(str(pid))
+
+    def warm_up(self, pid: int) -> None:
+        """Re-add `pid`, a process of ours still in our own cgroups, to them (a no-op move).
+
+        Why: the first move into a cgroup after a quiet spell waits for an RCU grace
+        period (10-15 ms here: the kernel's cgroup_threadgroup_rwsem); moves during the
+        next grace period or so do not. Started before a sandbox's process exists, the
+        wait overlaps its start instead of following it.
+        """
+        for path in self.dirs:
+            with contextlib.suppress(OSError):
+                (path.parent / "cgroup.procs").write_text(str(pid))
 
     def counter(self, path: Path | None, key: str) -> int:
         with contextlib.suppress(OSError, ValueError):

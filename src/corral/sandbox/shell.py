@@ -1,19 +1,18 @@
 """One long-lived bash per sandbox, shared by every backend.
 
 Why this shape:
-- A command is written to `cmd.sh` in a control dir the sandbox cannot write, and the
-  shell is told to source it with one short line on its stdin; the command itself gets
-  /dev/null as stdin, so it cannot eat the next instruction.
-- It is sourced by the worker shell itself, so `cd` and `export` persist for free and a
-  command costs no process start.
+- A command travels over the shell's stdin as `<seq> <length>` and then exactly that
+  many bytes (`read -N`), and is run with `eval` by the worker shell itself, so `cd` and
+  `export` persist for free and a command costs no process start and no file write. The
+  command gets /dev/null as stdin, so it cannot eat the next instruction.
 - Completion records go to a separate pipe (fd `M`, closed for the command), so nothing
   a command prints can fake the end of a command.
-- The worker is its own `bash worker.sh`, not a `( )` subshell: bash 5.2 exec()s the
-  last simple command of a file sourced in a subshell, which would replace the worker.
-- A supervisor shell restarts the worker if it dies (a builtin `while :; do :; done`
-  after a timeout, OOM, `exit`); the worker saves `export -p` and `$PWD` after every
-  command, and a new worker restores them.
-
+- One bash process starts (`bash -c SCRIPT`, nothing written to disk): it is the
+  supervisor, and forks the worker as a `( )` subshell, which restarts if it dies (a
+  builtin `while :; do :; done` after a timeout, OOM, `exit`). The worker saves
+  `export -p` and `$PWD` after every command, and a new worker restores them. Inside a
+  command `$$` is the supervisor (as in any subshell; `$BASHPID` is the worker), so the
+  supervisor shrugs off TERM/INT/HUP: `kill $$` must not end the sandbox.
 - Backends that cannot pass pipes to the shell (a container started ahead of time) use
   FIFOs in the control dir instead (`fifo=True`): the same records, the same ordering
   (output and records are written by the same processes, in order, to kernel pipes),
@@ -47,46 +46,34 @@ _EOF_STATUS = 217  # the worker saw EOF on its stdin: the host is done
 _READY_TIMEOUT = 10.0
 _GRACE = 0.25  # after killing a command's processes, how long the shell gets to report
 
-_SUPERVISOR = """\
+_SCRIPT = """\
 {prelude}
 exec {{__corral_err}}>&2 2>/dev/null  # no "Killed" notes about our own worker
+trap : TERM INT HUP
 while :; do
-  /bin/bash --noprofile --norc {ctl}/worker.sh 2>&$__corral_err
+  (
+    [ -r {state}/env.sh ] && . {state}/env.sh >/dev/null 2>&1
+    printf 'R %s %s\\n' "$BASHPID" "$$" >&{m}
+    while IFS=' ' read -r __corral_seq __corral_len; do
+      LC_ALL=C IFS= read -r -N "$__corral_len" __corral_cmd || exit {eof}
+      eval "$__corral_cmd" </dev/null {m}>&-
+      __corral_rc=$?
+      {{ export -p; printf 'builtin cd -- %q\\n' "$PWD"; }} >{state}/env.sh 2>/dev/null
+      printf 'D %s %s\\n' "$__corral_seq" "$__corral_rc" >&{m}
+    done
+    exit {eof}
+  ) 2>&$__corral_err
   __corral_rc=$?
   [ "$__corral_rc" = {eof} ] && exit 0
   printf 'X %s\\n' "$__corral_rc" >&{m}
 done
 """
-
-_WORKER = """\
-[ -r {state}/env.sh ] && . {state}/env.sh >/dev/null 2>&1
-printf 'R %s %s\\n' "$$" "$PPID" >&{m}
-while IFS= read -r __corral_seq; do
-  . {ctl}/cmd.sh </dev/null {m}>&-
-  __corral_rc=$?
-  {{ export -p; printf 'builtin cd -- %q\\n' "$PWD"; }} >{state}/env.sh 2>/dev/null
-  printf 'D %s %s\\n' "$__corral_seq" "$__corral_rc" >&{m}
-done
-exit {eof}
-"""
-
-
 _FIFO_MARK_FD = 7  # the marker fd inside, when the pipes are FIFOs
-
-
-class _Stdin(Protocol):
-    def write(self, data: bytes) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    def close(self) -> None: ...
+LAUNCH_MARK_FD = 3  # the marker fd inside, for a shell started with `child_fds()`
 
 
 class ShellProcess(Protocol):
     """What the driver needs of the sandbox's process: an asyncio Process fits."""
-
-    @property
-    def stdin(self) -> _Stdin | None: ...
 
     @property
     def returncode(self) -> int | None: ...
@@ -97,34 +84,62 @@ class ShellProcess(Protocol):
 
 
 class _FdWriter:
-    """A FIFO's write end; the driver writes one short line at a time, so no buffering."""
+    """The write end of the shell's stdin (a pipe or a FIFO), with an async drain."""
 
     def __init__(self, fd: int) -> None:
+        os.set_blocking(fd, False)
         self.fd = fd
+        self._buf = bytearray()
 
     def write(self, data: bytes) -> None:
         if self.fd < 0:
             raise BrokenPipeError("closed")
-        os.write(self.fd, data)
+        self._buf += data
 
     async def drain(self) -> None:
-        return None
+        """Write everything buffered; a full pipe waits (the shell reads it as it runs)."""
+        while self._buf:
+            if self.fd < 0:
+                raise BrokenPipeError("closed")
+            try:
+                del self._buf[: os.write(self.fd, self._buf)]
+            except BlockingIOError:
+                await _writable(self.fd)
 
     def close(self) -> None:
+        self._buf.clear()
         if self.fd >= 0:
             with contextlib.suppress(OSError):
                 os.close(self.fd)
         self.fd = -1
 
 
-class ForeignProcess:
-    """A process we did not spawn (a container's init), watched and killed by pidfd."""
+async def _writable(fd: int) -> None:
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[None] = loop.create_future()
+    loop.add_writer(fd, _wake, fut)
+    try:
+        await fut
+    finally:
+        loop.remove_writer(fd)
 
-    def __init__(self, pid: int, stdin_fd: int) -> None:
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+class ForeignProcess:
+    """A process we did not spawn ourselves, watched and killed by pidfd.
+
+    A container's init, or a sandbox started by the launcher. Its exit status is not
+    ours to collect: `wait` reports -SIGKILL once it is gone.
+    """
+
+    def __init__(self, pid: int, pidfd: int | None = None) -> None:
         self.pid = pid
-        self.stdin = _FdWriter(stdin_fd)
         self.returncode: int | None = None
-        self._pidfd = os.pidfd_open(pid)
+        self._pidfd = os.pidfd_open(pid) if pidfd is None else pidfd
         self._exited: asyncio.Future[None] | None = None
 
     async def wait(self) -> int:
@@ -161,15 +176,16 @@ class ShellDriver:
     """Drives the persistent shell of one sandbox: run, time out, kill, recover."""
 
     def __init__(
-        self, *, limits: SandboxLimits, ctl: Path, ctl_inner: str, state_inner: str,
-        fifo_owner: tuple[int, int] | None = None, fifo: bool = False,
+        self, *, limits: SandboxLimits, state_inner: str, ctl: Path | None = None,
+        ctl_inner: str = "", fifo_owner: tuple[int, int] | None = None, fifo: bool = False,
     ) -> None:  # fmt: skip
+        """`state_inner`: a dir the worker may write (its env between restarts); `ctl` (a
+        dir the sandbox sees read-only at `ctl_inner`) holds the FIFOs when `fifo`."""
         self.limits = limits
-        self._ctl = ctl
         self._ctl_inner = ctl_inner
         self._state_inner = state_inner
-        self.stdin_fd = -1
         if fifo:
+            assert ctl is not None
             for name in ("in", "out", "mark"):
                 os.mkfifo(ctl / name, 0o600)
                 if fifo_owner is not None:
@@ -178,12 +194,14 @@ class ShellDriver:
             self._out_r, self._out_w = os.open(ctl / "out", flags), -1
             self._mark_r, self._mark_w = os.open(ctl / "mark", flags), -1
             # Read-write, so opening never blocks and the shell sees EOF once we close it.
-            self.stdin_fd = os.open(ctl / "in", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+            self._in_r, in_w = -1, os.open(ctl / "in", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
         else:
+            self._in_r, in_w = os.pipe()
             self._out_r, self._out_w = os.pipe()
             self._mark_r, self._mark_w = os.pipe()
             for fd in (self._out_r, self._mark_r):
                 os.set_blocking(fd, False)
+        self._stdin = _FdWriter(in_w)
         self._fifo = fifo
         self._proc: ShellProcess | None = None
         self._scope: ProcessScope | None = None
@@ -204,31 +222,32 @@ class ShellDriver:
 
     # -- starting ---------------------------------------------------------------------
 
-    def argv(self, prelude: str = "") -> list[str]:
-        """Write the scripts into the control dir; return the command that starts it all."""
-        mark = _FIFO_MARK_FD if self._fifo else self._mark_w
+    def argv(self, prelude: str = "", *, mark_fd: int | None = None) -> list[str]:
+        """The command that starts the shell; `mark_fd` is the marker's fd number inside
+        (default: ours, as `pass_fds` keeps it)."""
+        mark = _FIFO_MARK_FD if self._fifo else (self._mark_w if mark_fd is None else mark_fd)
         if self._fifo:
             c = self._ctl_inner
             prelude = f"exec 0<{c}/in >{c}/out 2>&1 {mark}>{c}/mark\n{prelude}"
-        fmt = {"ctl": self._ctl_inner, "state": self._state_inner, "m": mark,
-               "eof": _EOF_STATUS, "prelude": prelude}  # fmt: skip
-        for name, text in (("supervisor.sh", _SUPERVISOR), ("worker.sh", _WORKER)):
-            (self._ctl / name).write_text(text.format(**fmt))
-            os.chmod(self._ctl / name, 0o644)
-        return ["/bin/bash", "--noprofile", "--norc", f"{self._ctl_inner}/supervisor.sh"]
+        script = _SCRIPT.format(state=self._state_inner, m=mark, eof=_EOF_STATUS, prelude=prelude)
+        return ["/bin/bash", "--noprofile", "--norc", "-c", script]
 
     def spawn_kwargs(self) -> dict[str, Any]:
-        """stdio for the spawned process: commands in, merged output and records out."""
-        return {"stdin": asyncio.subprocess.PIPE, "stdout": self._out_w,
+        """stdio for `asyncio.create_subprocess_exec`: commands in, output and records out."""
+        return {"stdin": self._in_r, "stdout": self._out_w,
                 "stderr": self._out_w, "pass_fds": (self._mark_w,)}  # fmt: skip
+
+    def child_fds(self) -> dict[int, int]:
+        """The same as fd numbers inside -> our fds, for the launcher (`LAUNCH_MARK_FD`)."""
+        return {0: self._in_r, 1: self._out_w, 2: self._out_w, LAUNCH_MARK_FD: self._mark_w}
 
     def close_child_ends(self) -> None:
         """Close our copy of the child's pipe ends (once: fd numbers get reused)."""
-        for fd in (self._out_w, self._mark_w):
+        for fd in (self._in_r, self._out_w, self._mark_w):
             if fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(fd)
-        self._out_w = self._mark_w = -1
+        self._in_r = self._out_w = self._mark_w = -1
 
     async def attach(self, proc: ShellProcess, scope: ProcessScope) -> None:
         """Take over a spawned sandbox process and wait for its shell to be ready."""
@@ -334,7 +353,7 @@ class ShellDriver:
     async def exec(self, command: str, timeout: float | None) -> ExecResult:
         limit = self.limits.clamp_timeout(timeout)
         async with self._lock:
-            if self._proc is None or self._proc.stdin is None:
+            if self._proc is None:
                 raise SandboxError("sandbox is not started")
             if self._dead:
                 raise SandboxCrashed(self._dead)
@@ -342,13 +361,14 @@ class ShellDriver:
             if not self._ready.is_set():
                 await self._wait_ready("sandbox shell did not come back")
             self._seq += 1
-            (self._ctl / "cmd.sh").write_bytes(command.encode("utf-8", "surrogateescape") + b"\n")
+            # bash variables cannot hold NUL bytes (and `read -N` would not count them).
+            text = command.encode("utf-8", "surrogateescape").replace(b"\0", b"") + b"\n"
             collector = OutputCollector(self.limits.output_bytes)
             fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
             self._collector, self._pending = collector, (self._seq, fut)
             try:
-                self._proc.stdin.write(f"{self._seq}\n".encode())
-                await self._proc.stdin.drain()
+                self._stdin.write(b"%d %d\n%b" % (self._seq, len(text), text))
+                await self._stdin.drain()
                 code: int | None = await asyncio.wait_for(asyncio.shield(fut), limit)
                 timed_out = False
             except TimeoutError:
@@ -425,14 +445,8 @@ class ShellDriver:
                 with contextlib.suppress(Exception):
                     self._loop.remove_reader(fd)
         self.close_child_ends()
-        if self._proc is None and self.stdin_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.stdin_fd)
-            self.stdin_fd = -1
+        self._stdin.close()
         if self._proc is not None:
-            if self._proc.stdin is not None:
-                with contextlib.suppress(Exception):
-                    self._proc.stdin.close()
             with contextlib.suppress(ProcessLookupError):
                 self._proc.kill()
             with contextlib.suppress(TimeoutError):

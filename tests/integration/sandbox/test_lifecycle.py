@@ -11,6 +11,7 @@ import pytest
 from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
 from corral.sandbox.bwrap import MISSING_BWRAP
+from corral.sandbox.procs import NamespaceScope
 from corral.sandbox.workspace import diff, prepare
 
 from .conftest import LIMITS, make_repo
@@ -120,3 +121,17 @@ async def test_diff_leaves_out_caches_but_keeps_real_changes(sandbox: BaseSandbo
     d = await sandbox.diff()
     assert "+x = 2" in d and "notes.txt" in d
     assert "__pycache__" not in d and ".pytest_cache" not in d
+
+
+async def test_every_bwrap_process_is_in_its_cgroups(repo: Path) -> None:
+    """The shell starts before its cgroup join; by the first command all of it is in."""
+    async with open_sandbox("bwrap", repo, limits=LIMITS) as sb:
+        assert isinstance(sb, BwrapSandbox)
+        if sb._cgroups is None:
+            pytest.skip("no writable cgroups on this host")
+        await sb.exec("sleep 30 & echo started", timeout=5)
+        assert sb._driver is not None and isinstance(sb._driver._scope, NamespaceScope)
+        everyone = {host for host, _inner in NamespaceScope(sb._driver._scope.ns).members()}
+        assert len(everyone) >= 4  # init, supervisor, worker, sleep
+        for group in sb._cgroups.dirs:
+            assert everyone <= {int(p) for p in (group / "cgroup.procs").read_text().split()}

@@ -84,3 +84,24 @@ async def test_state_persists_when_last_command_is_external(sandbox: BaseSandbox
     await sandbox.exec("cd /tmp; export BAR=2; sleep 0.1", timeout=5)
     after = await sandbox.exec("pwd; echo $BAR", timeout=5)
     assert after.output == "/tmp\n2\n"
+
+
+async def test_commands_travel_whole_over_the_pipe(sandbox: BaseSandbox) -> None:
+    """Big, multi-line, non-ASCII and NUL-holding commands arrive byte for byte."""
+    body = "x" * 300_000
+    big = await sandbox.exec(f"cat > big.txt <<'EOF'\n{body}\nEOF\nwc -c < big.txt", timeout=20)
+    assert big.output.strip() == str(len(body) + 1)
+    uni = await sandbox.exec("printf '%s\\n' 'héllo ✓'; echo a\x00b", timeout=5)
+    assert uni.output == "héllo ✓\nab\n"
+    bad = await sandbox.exec("echo before\nif then", timeout=5)
+    assert bad.exit_code != 0 and "before\n" in bad.output
+    assert (await sandbox.exec("echo next", timeout=5)).output == "next\n"
+
+
+async def test_killing_the_shell_from_inside_recovers(sandbox: BaseSandbox) -> None:
+    await sandbox.exec("export KEEP=1", timeout=5)
+    term = await sandbox.exec("kill $$; echo after", timeout=5)
+    assert term.output == "after\n"  # $$ is the supervisor, which shrugs TERM off
+    killed = await sandbox.exec("kill -9 $BASHPID", timeout=5)  # the worker itself
+    assert killed.exit_code == 137
+    assert (await sandbox.exec("echo $KEEP", timeout=5)).output == "1\n"
