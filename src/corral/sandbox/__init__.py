@@ -16,13 +16,13 @@ from corral.sandbox.docker import DockerSandbox
 from corral.sandbox.egress import EgressChannel
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.local import LocalSandbox
-from corral.sandbox.pool import SandboxPool
+from corral.sandbox.pool import SandboxPool, WarmPools
 from corral.sandbox.workspace import diff
 
 KINDS = ("bwrap", "docker", "local")
 
 __all__ = ["KINDS", "BaseSandbox", "BwrapSandbox", "DockerSandbox", "LocalSandbox",
-           "SandboxLimits", "SandboxPool", "diff", "open_sandbox"]  # fmt: skip
+           "SandboxLimits", "SandboxPool", "WarmPools", "diff", "open_sandbox"]  # fmt: skip
 
 
 def open_sandbox(
@@ -36,7 +36,8 @@ def open_sandbox(
 ) -> BaseSandbox:
     """A sandbox of `kind` over a private copy of `repo`, not yet started.
 
-    Starting it takes a booted one from an open `SandboxPool` of the same kind, if any.
+    Starting it takes a booted one from an open `SandboxPool` (or `WarmPools`) of the same
+    kind and boot limits, if any.
     """
     if egress is not None and kind == "local":
         raise ConfigError("network profiles need an isolated sandbox (bwrap or docker), not local")

@@ -16,7 +16,7 @@ from corral.sandbox import paths
 from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.procs import Cgroups
 from corral.sandbox.shell import ShellDriver
-from corral.sandbox.workspace import Workspace, create
+from corral.sandbox.workspace import Workspace, create, reap_orphans
 
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000
@@ -61,6 +61,16 @@ async def _together(*steps: Coroutine[Any, Any, None]) -> None:
 _BOOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
     weakref.WeakKeyDictionary()
 )
+
+
+_REAPER: list[asyncio.Future[list[Path]]] = []
+
+
+def _reap_once() -> None:
+    """Once per process, in the background: workspaces that dead processes left behind."""
+    if not _REAPER:
+        _REAPER.append(asyncio.ensure_future(asyncio.to_thread(reap_orphans)))
+        _REAPER[0].add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _boot_slot() -> asyncio.Semaphore:
@@ -110,6 +120,7 @@ class BaseSandbox:
                 await self.load()
             else:
                 self._check_available()
+                _reap_once()
                 async with _boot_slot():
                     self._ws = await asyncio.to_thread(
                         create, owner=self._owner, size_mb=self.limits.workspace_mb
@@ -126,11 +137,13 @@ class BaseSandbox:
     async def boot(self) -> None:
         """Start the sandbox over an empty workspace (for a pool); `load` fills it later."""
         self._check_available()
-        self._ws = await asyncio.to_thread(
-            create, owner=self._owner, size_mb=self.limits.workspace_mb
-        )
+        _reap_once()
         try:
-            await self._spawn(self._ws)
+            async with _boot_slot():
+                self._ws = await asyncio.to_thread(
+                    create, owner=self._owner, size_mb=self.limits.workspace_mb
+                )
+                await self._spawn(self._ws)
         except BaseException:
             await self.close()
             raise
@@ -143,10 +156,16 @@ class BaseSandbox:
         await self._ws.load(self.repo)
 
     def _adopt(self, booted: BaseSandbox) -> None:
-        """Take over a booted sandbox of the same kind: its processes, dirs and driver."""
-        keep = {"repo": self.repo, "attempt_id": self.attempt_id}
+        """Take over a booted sandbox of the same kind: its processes, dirs and driver.
+
+        Our limits stay ours: a pool hands out sandboxes whose boot limits match, and the
+        rest (timeouts, output cap) are read per command.
+        """
+        keep = {"repo": self.repo, "attempt_id": self.attempt_id, "limits": self.limits}
         self.__dict__.update(booted.__dict__)
         self.__dict__.update(keep)
+        if self._driver is not None:
+            self._driver.limits = self.limits
         booted._closed = True  # the husk must never kill what we now own
 
     def _check_available(self) -> None:

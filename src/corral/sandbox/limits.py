@@ -20,6 +20,10 @@ class SandboxLimits(Frozen):
     workspace_mb: int = Field(default=2048, ge=8)  # disk cap of the workspace (as root)
     cpus: float = Field(default=2.0, gt=0)  # CPU share (docker; bwrap has no cpu cgroup yet)
 
+    def boot_key(self) -> tuple[object, ...]:
+        """What shapes a booted sandbox; the other fields only matter per command."""
+        return (self.memory_mb, self.pids, self.tmp_mb, self.workspace_mb, self.cpus)
+
     def clamp_timeout(self, timeout: float | None) -> float:
         """A missing or non-positive timeout means the default; none may exceed the max."""
         if timeout is None or timeout <= 0:

@@ -9,9 +9,15 @@ workspace; claiming it copies the repo in, locks `.git`, and starts the baseline
         sb = await pool.claim(repo, attempt_id="a-1")    # started, repo loaded
         ...                                              # or: open_sandbox(...).start()
 
-While a pool is open, any sandbox of its kind and limits started on the same event
-loop takes a booted one from it (so `run_task` benefits without knowing). Pools are
-bound to their loop: asyncio subprocess handles cannot move between loops.
+While a pool is open, any sandbox of its kind and boot limits (memory, pids, disk, CPU:
+what shapes a booted sandbox; timeouts and output caps may differ) started on the same
+event loop takes a booted one from it (so `run_task` benefits without knowing). Pools
+are bound to their loop: asyncio subprocess handles cannot move between loops.
+
+A long-running worker that cannot know its tasks' limits ahead opens `WarmPools`
+instead: a pool per (kind, boot limits) is made the first time a sandbox of that shape
+starts, refilled after each claim, and the least recently used is closed past
+`max_pools`.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -29,6 +36,7 @@ from corral.sandbox.limits import SandboxLimits
 log = logging.getLogger(__name__)
 
 _ACTIVE: list[SandboxPool] = []
+_MANAGERS: list[WarmPools] = []
 
 
 def take_booted(sb: BaseSandbox) -> tuple[BaseSandbox | None, SandboxPool | None]:
@@ -40,6 +48,10 @@ def take_booted(sb: BaseSandbox) -> tuple[BaseSandbox | None, SandboxPool | None
     for pool in _ACTIVE:
         if pool.loop is loop and pool.fits(sb):
             return pool.take_nowait(), pool
+    for manager in _MANAGERS:
+        made = manager.pool_for(sb) if manager.loop is loop else None
+        if made is not None:
+            return made.take_nowait(), made
     return None, None
 
 
@@ -52,7 +64,9 @@ class SandboxPool:
         *,
         size: int = 2,
         limits: SandboxLimits | None = None,
+        fill_now: bool = True,
     ) -> None:
+        """`fill_now=False`: boot nothing until the first `refill()` (after a claim)."""
         if isinstance(make, str):
             from corral.sandbox import open_sandbox
 
@@ -69,9 +83,10 @@ class SandboxPool:
         self._kind: type[BaseSandbox] | None = None
         self.failures = 0
         self._closing: set[asyncio.Task[None]] = set()
+        self._fill_now = fill_now
 
     def fits(self, sb: BaseSandbox) -> bool:
-        return type(sb) is self._kind and sb.limits == self.limits
+        return type(sb) is self._kind and sb.limits.boot_key() == self.limits.boot_key()
 
     async def __aenter__(self) -> SandboxPool:
         await self.open()
@@ -83,9 +98,13 @@ class SandboxPool:
         await self.close()
 
     async def open(self) -> None:
+        self.start()
+        _ACTIVE.append(self)
+
+    def start(self) -> None:
+        """Begin filling in the background (on the running loop); `open` also registers."""
         self.loop = asyncio.get_running_loop()
         self._kind = type(self._make(Path(".")))
-        _ACTIVE.append(self)
         self._filler = asyncio.ensure_future(self._fill())
 
     def take_nowait(self) -> BaseSandbox | None:
@@ -117,6 +136,8 @@ class SandboxPool:
         await asyncio.wait_for(self._full.wait(), timeout)
 
     async def _fill(self) -> None:
+        if not self._fill_now:
+            await self._wake.wait()
         while True:
             while len(self._ready) < self.size:
                 sb = self._make(Path("."))
@@ -143,3 +164,67 @@ class SandboxPool:
                 await self._filler
         ready, self._ready = self._ready, []
         await asyncio.gather(*(sb.close() for sb in ready), return_exceptions=True)
+
+
+class WarmPools:
+    """Pools made on demand, one per (kind, boot limits), for a long-running worker.
+
+        async with WarmPools(size=2):      # around the worker's loop
+            ...                            # sandboxes started here claim warm ones
+
+    Only `kinds` are pooled (egress sandboxes never are: they boot with their proxy).
+    The first sandbox of a shape boots cold and makes its pool, which boots `size`
+    replacements once that start is done, so the next start of that shape is a claim.
+    """
+
+    def __init__(
+        self, *, size: int = 2, max_pools: int = 4, kinds: tuple[str, ...] = ("bwrap", "docker")
+    ) -> None:
+        if size < 1 or max_pools < 1:
+            raise ValueError("WarmPools needs size >= 1 and max_pools >= 1")
+        self.size = size
+        self.max_pools = max_pools
+        self.kinds = kinds
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._pools: OrderedDict[tuple[str, tuple[object, ...]], SandboxPool] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
+
+    @property
+    def pools(self) -> list[SandboxPool]:
+        return list(self._pools.values())
+
+    async def __aenter__(self) -> WarmPools:
+        self.loop = asyncio.get_running_loop()
+        _MANAGERS.append(self)
+        return self
+
+    async def __aexit__(
+        self, _t: type[BaseException] | None, _e: BaseException | None, _tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    def pool_for(self, sb: BaseSandbox) -> SandboxPool | None:
+        """The pool for `sb`'s shape, made (not yet filled) if it is the first of it."""
+        if sb.kind not in self.kinds:
+            return None
+        key = (sb.kind, sb.limits.boot_key())
+        pool = self._pools.get(key)
+        if pool is not None:
+            self._pools.move_to_end(key)
+            return pool
+        pool = SandboxPool(sb.kind, size=self.size, limits=sb.limits, fill_now=False)
+        pool.start()
+        self._pools[key] = pool
+        while len(self._pools) > self.max_pools:
+            _, old = self._pools.popitem(last=False)
+            task = asyncio.ensure_future(old.close())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        return pool
+
+    async def close(self) -> None:
+        """Close every pool and the sandboxes nobody claimed."""
+        with contextlib.suppress(ValueError):
+            _MANAGERS.remove(self)
+        pools, self._pools = list(self._pools.values()), OrderedDict()
+        await asyncio.gather(*(p.close() for p in pools), *self._closing, return_exceptions=True)

@@ -12,7 +12,7 @@ from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
 from corral.sandbox.bwrap import MISSING_BWRAP
 from corral.sandbox.procs import NamespaceScope
-from corral.sandbox.workspace import diff, prepare
+from corral.sandbox.workspace import create, diff, prepare, reap_orphans
 
 from .conftest import LIMITS, make_repo
 
@@ -135,3 +135,18 @@ async def test_every_bwrap_process_is_in_its_cgroups(repo: Path) -> None:
         assert len(everyone) >= 4  # init, supervisor, worker, sleep
         for group in sb._cgroups.dirs:
             assert everyone <= {int(p) for p in (group / "cgroup.procs").read_text().split()}
+
+
+def test_orphaned_workspaces_are_reaped() -> None:
+    """A workspace whose owner died (kill -9) is unmounted and removed; a live one stays."""
+    orphan, live = create(size_mb=16), create(size_mb=16)
+    try:
+        (orphan.root / "owner").write_text("999999999:1")  # a process that is long gone
+        gone = reap_orphans(orphan.root.parent)
+        assert orphan.root in gone and not orphan.root.exists()
+        assert orphan.root not in mounts.mounted_under(orphan.root.parent)
+        assert live.root.exists() and live.root not in gone
+    finally:
+        live.remove()
+        if orphan.root.exists():
+            orphan.remove()
