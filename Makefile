@@ -18,9 +18,10 @@ system-deps:
 	fi
 	@scripts/setup-docker.sh  # a Docker engine for the docker sandbox (docker.io, dockerd)
 
-$(BIN)/.installed: pyproject.toml
+# bench extras too: the suite smoke-tests every benchmark against its baseline.
+$(BIN)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -e '.[dev,bench]'
 	touch $@
 
 install: system-deps $(BIN)/.installed
@@ -42,7 +43,6 @@ test: install lint typecheck
 # Every benchmark writes bench/results/<name>.json; a failing one is reported, not fatal.
 BENCHES := fleet store_throughput scheduler agent_step gateway_ratelimit sandbox_start cve_scan crash_recovery
 bench: install
-	$(BIN)/pip install -q -e '.[bench]'
 	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py $(BENCH_ARGS) >/dev/null || echo "bench/$$b.py FAILED"; done
 	$(BIN)/python bench/report.py
 

@@ -7,6 +7,7 @@ lease for the fleet).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -110,8 +111,15 @@ async def execute_attempt(
             outcome = await loop.run(task, repo=str(repo), repo_map=repo_map)
             try:
                 diff = await box.diff()
-            except CorralError as e:  # keep the run's own outcome; say why there is no diff
+            except CorralError as e:
                 log.warning("no diff for attempt %s: %s", attempt_id, e)
+                if outcome.status is RunStatus.finished:
+                    # A finished run whose changes cannot be read is not a success with
+                    # an empty diff: that would deliver nothing and call it done.
+                    reason = f"cannot read the workspace diff: {e.__class__.__name__}: {e}"
+                    outcome = dataclasses.replace(
+                        outcome, status=RunStatus.failed, reason=reason, error=e
+                    )
         except CorralError as e:
             # The sandbox failed to start or broke: a failed attempt, recorded, not a crash.
             reason = f"{e.__class__.__name__}: {e}"
