@@ -16,6 +16,9 @@ from corral.sandbox.workspace import create, diff, prepare, reap_orphans
 
 from .conftest import LIMITS, make_repo
 
+# Durations unique to this run: other suites on the machine run `sleep 999` too.
+_A, _B, _C = (f"{n}.{os.getpid()}" for n in (999, 998, 1000))
+
 
 def _cmdlines(needle: bytes) -> list[int]:
     found = []
@@ -30,24 +33,24 @@ def _cmdlines(needle: bytes) -> list[int]:
 
 
 async def test_background_process_dies_with_close(sandbox: BaseSandbox) -> None:
-    await sandbox.exec("sleep 999 & sleep 998 & disown; echo started", timeout=5)
+    await sandbox.exec(f"sleep {_A} & sleep {_B} & disown; echo started", timeout=5)
     for _ in range(200):  # the background job may not have exec()ed sleep yet
-        if _cmdlines(b"sleep\x00999"):
+        if _cmdlines(f"sleep\x00{_A}".encode()):
             break
         await asyncio.sleep(0.01)
-    assert _cmdlines(b"sleep\x00999")
+    assert _cmdlines(f"sleep\x00{_A}".encode())
     workspace = sandbox.workspace
     await sandbox.close()
-    assert not _cmdlines(b"sleep\x00999") and not _cmdlines(b"sleep\x00998")
+    assert not _cmdlines(f"sleep\x00{_A}".encode()) and not _cmdlines(f"sleep\x00{_B}".encode())
     assert not workspace.exists()
     with pytest.raises(SandboxError):
         await sandbox.exec("true", timeout=1)
 
 
 async def test_timeout_leaves_no_process(sandbox: BaseSandbox) -> None:
-    result = await sandbox.exec("sleep 1000 | cat", timeout=1)
+    result = await sandbox.exec(f"sleep {_C} | cat", timeout=1)
     assert result.timed_out
-    assert not _cmdlines(b"sleep\x001000")
+    assert not _cmdlines(f"sleep\x00{_C}".encode())
 
 
 async def test_missing_repo_one_line(tmp_path: Path) -> None:
