@@ -1,7 +1,5 @@
 """Every script in bench/ runs with `--quick` into a scratch directory and writes the keys
 bench/report.py reads; the report then renders them all. Timings are never asserted.
-
-bench/sandbox_start.py is left out: it has no `--quick`/`--out` yet.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ BENCHES = {
     "cve_scan": "cve_scan",
     "fleet": "fleet",
     "crash_recovery": "crash_recovery",
+    "sandbox_start": "sandbox",
 }
 FLEET_RUN = ("agents", "wall_s", "ideal_s", "wall_over_ideal", "steps_per_s", "failed")
 CRASH = (
@@ -127,6 +126,19 @@ def test_crash_recovery(results: dict[str, Any]) -> None:
     assert data["work_lost_steps"] <= data["answers_recorded_at_kill"]
 
 
+def test_sandbox_start(results: dict[str, Any]) -> None:
+    data = _ok(results, "sandbox_start")
+    kinds = ["bwrap"] if "error" in data["docker"] else ["bwrap", "docker"]
+    for kind in kinds:
+        section = data[kind]
+        for key in ("cold_start", "cold_start_first_exec", "warm_claim", "roundtrip"):
+            assert section[key]["p50_ms"] > 0 and section["x_subprocess"][key] > 0, key
+        idle = section["idle_memory"]
+        assert idle["alive"] > 0 and len(idle["samples_mb"]) >= 3
+    if "docker" in kinds:
+        assert data["docker"]["plain_docker_exec"]["p50_ms"] > 0
+
+
 def test_report_renders_every_section(results: dict[str, Any], tmp_path: Path) -> None:
     p = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "report.py"), "--results", str(results["dir"]),
@@ -139,4 +151,4 @@ def test_report_renders_every_section(results: dict[str, Any], tmp_path: Path) -
     assert (tmp_path / "img" / "crash_recovery_ratio.png").is_file()
     sections = text.split("\n## ")
     not_run = [s.splitlines()[0] for s in sections if "\nnot run" in s]
-    assert not_run == ["Sandbox start and round trip"], not_run  # the one not run here
+    assert not_run == [], not_run

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import array
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -207,6 +208,17 @@ def _wake(fut: asyncio.Future[None]) -> None:
 
 _LOCK = threading.Lock()
 _LAUNCHERS: dict[tuple[int, int] | None, Launcher] = {}
+
+
+@atexit.register
+def _close_all() -> None:
+    """At exit, stop our helpers (they would follow us anyway: their socket closes)."""
+    with _LOCK:
+        for helper in _LAUNCHERS.values():
+            if helper.pid == os.getpid():
+                with contextlib.suppress(OSError):
+                    helper.close()
+        _LAUNCHERS.clear()
 
 
 def launcher(owner: tuple[int, int] | None) -> Launcher:

@@ -8,6 +8,7 @@ fsmonitor, diff drivers - is ever read by the git the host runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import shutil
@@ -144,11 +145,18 @@ class Workspace:
         return await diff(self.path)
 
     def remove(self) -> None:
-        if self._baseline is not None:
-            self._baseline.cancel()
-            # Closed before the snapshot finished: nobody will ever want its result.
-            self._baseline.add_done_callback(lambda t: t.cancelled() or t.exception())
+        """Delete the workspace (callable from any thread: sandboxes close it in one)."""
+        task, self._baseline = self._baseline, None
+        if task is not None:
+            with contextlib.suppress(RuntimeError):  # its loop is closed: nothing to drop
+                task.get_loop().call_soon_threadsafe(_drop, task)
         remove_root(self.root, capped=self.capped)
+
+
+def _drop(task: asyncio.Task[str]) -> None:
+    """Closed before the snapshot finished: nobody will ever want its result."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def create(*, owner: tuple[int, int] | None = None, size_mb: int = 2048) -> Workspace:
