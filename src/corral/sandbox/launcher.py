@@ -33,8 +33,9 @@ _MAX_FDS = 16
 # The helper itself: stdlib only, no site packages, nothing of ours imported.
 _HELPER = r"""
 import array, ctypes, fcntl, json, os, signal, socket, sys
-parent = os.getppid()
-ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+parent, libc = os.getppid(), ctypes.CDLL(None)
+libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+libc.prctl(4, 0)  # PR_SET_DUMPABLE: other processes of this uid may not ptrace us
 if os.getppid() != parent:
     sys.exit(0)
 def reap(*_):
