@@ -2,7 +2,8 @@
 
 campaign (SQLite store) → Worker → leased attempts → `execute_attempt` (sandbox + agent
 loop + event log) with every model call through the Gateway to an in-process fake
-provider answering after L seconds. Nothing is mocked above the provider's HTTP socket.
+provider answering after L seconds, in its own process as a real provider would be.
+Nothing is mocked above the provider's HTTP socket.
 
 Two delays are reported:
 - `sched_delay`: from the moment a step's model answer reaches the agent (the gateway
@@ -23,8 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from corral.bench.provider import ProviderProcess
 from corral.bench.rss import RssSampler
-from corral.bench.workload import OUTPUT_RE, Script, make_repo, summarize_ms, task_text
+from corral.bench.workload import OUTPUT_RE, make_repo, summarize_ms, task_text
 from corral.domain import CampaignSpec, Completion, Event, Message, Observed, TaskSpec, ToolSpec
 from corral.gateway import BudgetScope, Gateway, parse_config
 from corral.orchestrator.hooks import register_model
@@ -32,7 +34,6 @@ from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
 from corral.ports import Model
 from corral.store import Store, TaskRow
-from corral.testing import FakeProvider
 
 MODEL_PREFIX = "fleetbench:"
 
@@ -110,18 +111,16 @@ async def run_fleet(params: FleetParams, home: Path | None = None) -> dict[str, 
     with tempfile.TemporaryDirectory(prefix="corral-fleet-") as tmp:
         root = Path(home or tmp)
         repo = make_repo(root)
-        script = Script(params.steps)
-        provider = FakeProvider(
-            respond=script, latency=params.latency, rpm=params.rpm, tpm=params.tpm
-        )
-        script.provider = provider
-        async with provider, Gateway(_gateway_config(provider.base_url, params), env={}) as gw:
-            return await _run(params, root, repo, gw, provider)
+        with ProviderProcess(
+            steps=params.steps, latency=params.latency, rpm=params.rpm, tpm=params.tpm
+        ) as provider:
+            async with Gateway(_gateway_config(provider.base_url, params), env={}) as gw:
+                report = await _run(params, root, repo, gw)
+        report["model_requests"] = provider.requests
+        return report
 
 
-async def _run(
-    params: FleetParams, root: Path, repo: Path, gw: Gateway, provider: FakeProvider
-) -> dict[str, Any]:
+async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict[str, Any]:
     answered: dict[str, float] = {}
     delays: list[float] = []
 
@@ -196,7 +195,6 @@ async def _run(
         "failed": params.agents - ok,
         "error": error,
         "task_states": dict(counts),
-        "model_requests": provider.stats.requests,
         "settings": {
             "concurrency": params.agents,
             "heartbeat_s": params.heartbeat_s,

@@ -3,8 +3,8 @@
 mini-swe-agent's batch runner gives each instance a thread from a ThreadPoolExecutor
 (`--workers`), running `DefaultAgent` with a `LitellmModel` and a `LocalEnvironment`
 (no sandbox: `subprocess.Popen(shell=True)` per command). Here its model is litellm
-pointed at the same in-process fake provider, answering after the same latency with the
-same script, so both sides pay for real HTTP; one worker thread per agent, its best case.
+pointed at the same fake provider (its own process), answering after the same latency
+with the same script, so both sides pay for real HTTP; one worker thread per agent, its best case.
 
 It runs in a child process (`python -m corral.bench.mini ...`, JSON on stdout) so its
 memory is measured on its own. mini-swe-agent is an optional dependency (`bench` extra).
@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from corral.bench.provider import ProviderProcess
 from corral.bench.rss import RssSampler
-from corral.bench.workload import Script, make_repo, task_text
-from corral.testing import FakeProvider
+from corral.bench.workload import make_repo, task_text
 
 
 def available() -> bool:
@@ -65,9 +65,7 @@ def run_baseline(agents: int, steps: int, latency: float) -> dict[str, Any]:
     importlib.import_module("minisweagent.models.litellm_model")
     with tempfile.TemporaryDirectory(prefix="corral-mini-") as tmp:
         repo = make_repo(Path(tmp))
-        script = Script(steps)
-        with FakeProvider(respond=script, latency=latency) as provider:
-            script.provider = provider
+        with ProviderProcess(steps=steps, latency=latency) as provider:
             sampler = RssSampler().start()
             cpu0 = os.times()
             t0 = time.perf_counter()
@@ -85,7 +83,7 @@ def run_baseline(agents: int, steps: int, latency: float) -> dict[str, Any]:
             wall = time.perf_counter() - t0
             cpu1 = os.times()
             peak = sampler.stop()
-            requests = provider.stats.requests
+    requests = provider.requests
     ok = statuses.count("Submitted")
     ideal = steps * latency
     return {
