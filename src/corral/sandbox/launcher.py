@@ -76,7 +76,8 @@ while True:
         try:
             pid = os.posix_spawn(
                 req["argv"][0], req["argv"], req["env"], file_actions=acts, setsigmask=(),
-                setsigdef=(signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ))
+                setsigdef=(signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ),
+                setsid=bool(req.get("setsid")))
             sent = [os.pidfd_open(pid)]
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
@@ -139,11 +140,15 @@ class Launcher:
     def alive(self) -> bool:
         return self.pid == os.getpid() and self._proc.poll() is None
 
-    async def spawn(self, argv: list[str], env: dict[str, str], fds: dict[int, int]) -> Launched:
-        """Start `argv` with `fds` (child fd number -> our fd); the pid and a pidfd back."""
+    async def spawn(
+        self, argv: list[str], env: dict[str, str], fds: dict[int, int], *, setsid: bool = False
+    ) -> Launched:
+        """Start `argv` with `fds` (child fd number -> our fd); the pid and a pidfd back.
+        `setsid`: in a session (and process group) of its own, so it can be killed whole."""
         if len(fds) > _MAX_FDS:
             raise LaunchError(f"too many file descriptors for one launch ({len(fds)})")
-        request = json.dumps({"argv": argv, "env": env, "targets": list(fds)}).encode()
+        fields = {"argv": argv, "env": env, "targets": list(fds), "setsid": setsid}
+        request = json.dumps(fields).encode()
         mine, reply = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         try:
             handed = array.array("i", [reply.fileno(), *fds.values()])

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from corral.domain import SandboxError
 from corral.sandbox import mounts
+from corral.sandbox.hostrun import run_sh
 from corral.sandbox.procs import owner_alive, owner_token
 
 log = logging.getLogger(__name__)
@@ -58,30 +59,16 @@ def git_env(root: Path) -> dict[str, str]:
     }
 
 
-async def _run(argv: list[str], *, env: dict[str, str], cwd: Path | None = None) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        env=env,
-        cwd=cwd,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        msg = err.decode(errors="replace").strip().splitlines()
-        raise SandboxError(f"{argv[0]} failed: {msg[-1] if msg else proc.returncode}")
-    return out.decode(errors="replace")
-
-
-async def git(root: Path, *args: str, index: Path | None = None) -> str:
-    """Run git on the host-only baseline dir against the workspace, safely."""
+async def git_script(
+    root: Path, body: str, *, index: Path, extra_env: dict[str, str] | None = None
+) -> str:
+    """Run git commands (`git "$@" ...` in `body`, one per line) on the host-only baseline
+    dir against the workspace, safely, in one host process; their stdout."""
     env = git_env(root)
-    env["GIT_DIR"] = str(root / _BASE_DIR)
-    env["GIT_WORK_TREE"] = str(root / "ws")
-    if index is not None:
-        env["GIT_INDEX_FILE"] = str(index)
-    return await _run(["git", *_GIT_SAFETY, *args], env=env, cwd=root / "ws")
+    env |= {"GIT_DIR": str(root / _BASE_DIR), "GIT_WORK_TREE": str(root / "ws"),
+            "GIT_INDEX_FILE": str(index), "CORRAL_WS": str(root / "ws")}  # fmt: skip
+    env |= extra_env or {}
+    return await run_sh(f'cd -- "$CORRAL_WS"\n{body}', _GIT_SAFETY, env, name="git")
 
 
 @dataclass
@@ -276,9 +263,8 @@ async def _snapshot(root: Path) -> str:
     (base / "HEAD").write_text("ref: refs/heads/main\n")
     (base / "info").mkdir(exist_ok=True)
     (base / "info" / "exclude").write_text("\n".join(_ALWAYS_EXCLUDED) + "\n")
-    index = root / "baseline.index"
-    await git(root, "add", "-A", "--", ".", index=index)
-    tree = (await git(root, "write-tree", index=index)).strip()
+    script = 'git "$@" add -A -- .\ngit "$@" write-tree'
+    tree = (await git_script(root, script, index=root / "baseline.index")).strip()
     (root / _BASELINE_TREE).write_text(tree)
     return tree
 
@@ -296,11 +282,11 @@ async def diff(workspace: Path) -> str:
     index = root / f"diff-{os.getpid()}-{id(workspace)}.index"
     try:
         shutil.copyfile(root / "baseline.index", index)
-        await git(root, "add", "-A", "--", ".", index=index)
-        return await git(
-            root, "diff", "--cached", "--binary", "--no-color", "--no-ext-diff",
-            "--no-textconv", tree, index=index,
-        )  # fmt: skip
+        script = (
+            'git "$@" add -A -- .\n'
+            'git "$@" diff --cached --binary --no-color --no-ext-diff --no-textconv "$TREE"'
+        )
+        return await git_script(root, script, index=index, extra_env={"TREE": tree})
     finally:
         index.unlink(missing_ok=True)
 
