@@ -122,6 +122,7 @@ class BaseSandbox:
                 self._check_available()
                 _reap_once()
                 async with _boot_slot():
+                    self._starting()
                     self._ws = await asyncio.to_thread(
                         create, owner=self._owner, size_mb=self.limits.workspace_mb
                     )
@@ -140,6 +141,7 @@ class BaseSandbox:
         _reap_once()
         try:
             async with _boot_slot():
+                self._starting()
                 self._ws = await asyncio.to_thread(
                     create, owner=self._owner, size_mb=self.limits.workspace_mb
                 )
@@ -170,6 +172,9 @@ class BaseSandbox:
 
     def _check_available(self) -> None:
         """Raise SandboxError with a one-line fix if the backend cannot run here."""
+
+    def _starting(self) -> None:
+        """Right before the workspace is made: begin work that does not need it."""
 
     async def _spawn(self, ws: Workspace) -> None:
         raise NotImplementedError

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -49,6 +50,8 @@ HOME = f"/home/{SANDBOX_USER}"
 _STATE = "/run/corral/state"
 # fd numbers inside bwrap for what the launcher hands over (0-3 are the shell's).
 _INFO_FD, _BLOCK_FD, _SECCOMP_FD = 4, 5, 6
+# A cgroup lock warmed this recently is still warm (a grace period is ~5-15 ms here).
+_STILL_WARM_S = 0.004
 
 
 class BwrapSandbox(BaseSandbox):
@@ -67,6 +70,7 @@ class BwrapSandbox(BaseSandbox):
         self._owner = (SANDBOX_UID, SANDBOX_UID) if os.geteuid() == 0 else None
         self._bwrap = shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
         self._proc: ForeignProcess | None = None
+        self._warm: asyncio.Future[float | None] | None = None
 
     @property
     def egress_socket(self) -> Path | None:
@@ -112,9 +116,22 @@ class BwrapSandbox(BaseSandbox):
             args += ["--setenv", key, value]
         return args
 
+    def _starting(self) -> None:
+        """Make the cgroups and start warming their lock now: the grace period it may wait
+        for (see `Cgroups.warm_up`) then runs while the workspace is made and bwrap starts.
+        """
+        self._cgroups = Cgroups.create(self.limits.memory_mb, self.limits.pids)
+        if self._cgroups is not None:
+            try:  # the helper: a small process of ours that sits in our cgroups
+                helper = launcher(self._owner).helper_pid
+            except OSError:
+                return  # `_spawn` says why
+            self._warm = asyncio.ensure_future(asyncio.to_thread(_warm_up, self._cgroups, helper))
+            self._warm.add_done_callback(lambda t: t.cancelled() or t.exception())
+
     async def _spawn(self, ws: Workspace) -> None:
         assert self._bwrap is not None
-        self._cgroups = cgroups = Cgroups.create(self.limits.memory_mb, self.limits.pids)
+        cgroups, warm = self._cgroups, self._warm
         prelude = ""
         if cgroups is None:
             log.debug("no writable cgroup: falling back to ulimit -v/-u for sandbox limits")
@@ -130,13 +147,9 @@ class BwrapSandbox(BaseSandbox):
         fds = driver.child_fds() | {_INFO_FD: info_w, _BLOCK_FD: block_r, _SECCOMP_FD: filter_fd}
         cmd = [self._bwrap, *self._args(ws), "--info-fd", str(_INFO_FD), "--block-fd",
                str(_BLOCK_FD), "--seccomp", str(_SECCOMP_FD), "--", *argv]  # fmt: skip
-        warm: asyncio.Future[None] | None = None
         try:
-            launch = launcher(self._owner)
-            if cgroups is not None:  # the grace period runs while bwrap and the shell start
-                warm = asyncio.ensure_future(asyncio.to_thread(cgroups.warm_up, launch.helper_pid))
             try:
-                started = await launch.spawn(cmd, clean_env(home=HOME), fds)
+                started = await launcher(self._owner).spawn(cmd, clean_env(home=HOME), fds)
             finally:
                 driver.close_child_ends()
                 for fd in (info_w, block_r, filter_fd):
@@ -147,8 +160,6 @@ class BwrapSandbox(BaseSandbox):
             ns = os.readlink(f"/proc/{child}/ns/pid")
             os.write(block_w, b"go")
         except (OSError, ValueError, KeyError) as exc:
-            if warm is not None:
-                warm.cancel()  # the thread finishes on its own; nobody waits for it
             raise SandboxError(f"bubblewrap failed to start: {exc}{driver.stray_note()}") from None
         finally:
             for fd in (info_r, block_w):
@@ -156,17 +167,16 @@ class BwrapSandbox(BaseSandbox):
                     os.close(fd)
         driver.protected_inner = {1}
         scope = NamespaceScope(ns, cgroups.procs_file if cgroups else None)
-        try:
-            await driver.attach(self._proc, scope)
-            if cgroups is not None and warm is not None:
-                # Only our shell runs until now (idle, waiting for a command): every
-                # process joins the cgroups before the agent's first command.
-                await warm
+        await driver.attach(self._proc, scope)
+        if cgroups is not None:
+            # Only our shell runs until now (idle, waiting for a command): every process
+            # joins the cgroups before the agent's first command.
+            warmed = await warm if warm is not None else None
+            if warmed is not None and time.monotonic() - warmed < _STILL_WARM_S:
+                _join_all(cgroups, child, ns)  # a fraction of a ms: no thread hop
+            else:
                 await asyncio.to_thread(_join_all, cgroups, child, ns)
-                driver.after_command = self._check_limits
-        finally:
-            if warm is not None:
-                warm.cancel()
+            driver.after_command = self._check_limits
         if self.egress is not None:
             driver.protected_inner |= egress_bind.relay_pids(scope)
 
@@ -202,6 +212,11 @@ def _system_args() -> tuple[str, ...]:
     own = etc.own_files(SANDBOX_USER, SANDBOX_UID, HOME)
     args += ["--ro-bind", str(etc.template(own)), "/etc", "--proc", "/proc", "--dev", "/dev"]
     return tuple(args)
+
+
+def _warm_up(cgroups: Cgroups, pid: int) -> float | None:
+    """When the cgroup lock was made warm (None: it could not be)."""
+    return time.monotonic() if cgroups.warm_up(pid) else None
 
 
 def _join_all(cgroups: Cgroups, init: int, ns: str) -> None:

@@ -193,17 +193,21 @@ class Cgroups:
         for path in self.dirs:
             (path / "cgroup.procs").write_text(str(pid))
 
-    def warm_up(self, pid: int) -> None:
+    def warm_up(self, pid: int) -> bool:
         """Re-add `pid`, a process of ours still in our own cgroups, to them (a no-op move).
 
         Why: the first move into a cgroup after a quiet spell waits for an RCU grace
         period (10-15 ms here: the kernel's cgroup_threadgroup_rwsem); moves during the
         next grace period or so do not. Started before a sandbox's process exists, the
-        wait overlaps its start instead of following it.
+        wait overlaps its start instead of following it. False if a move failed.
         """
+        ok = True
         for path in self.dirs:
-            with contextlib.suppress(OSError):
+            try:
                 (path.parent / "cgroup.procs").write_text(str(pid))
+            except OSError:
+                ok = False
+        return ok
 
     def counter(self, path: Path | None, key: str) -> int:
         with contextlib.suppress(OSError, ValueError):
