@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import functools
+import json
 import re
+import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
@@ -109,6 +112,31 @@ def declare(
         specs=(str(parsed),) if str(parsed) else (),
         markers=markers,
     )
+
+
+def load_manifest(
+    path: Path, root: Path, parse: Callable[[str], Any] | None = None
+) -> tuple[ManifestResult, str, str, Any]:
+    """(result, name, text, data) of a manifest, read and parsed. A file that cannot be
+    read or parsed is an error in `result` with `data` None, never an exception, so the
+    other manifests' findings still come back. Without `parse`, `data` is the text."""
+    result = ManifestResult()
+    name = rel(path, root)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        result.error(name, 1, f"cannot read: {e.strerror or e}")
+        return result, name, "", None
+    try:
+        data = parse(text) if parse is not None else text
+    except tomllib.TOMLDecodeError as e:
+        result.error(name, toml_error_line(str(e)), f"invalid TOML: {e}")
+        return result, name, text, None
+    except json.JSONDecodeError as e:
+        result.error(name, e.lineno, f"invalid JSON: {e.msg}")
+        return result, name, text, None
+    result.files.append(name)
+    return result, name, text, data
 
 
 def toml_error_line(message: str) -> int:

@@ -9,9 +9,7 @@ from __future__ import annotations
 import json
 import re
 import tomllib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from packaging.utils import canonicalize_name
 
@@ -20,38 +18,15 @@ from corral.workflows.cve.manifests.base import (
     LineFinder,
     ManifestResult,
     Source,
-    rel,
-    toml_error_line,
+    load_manifest,
 )
 
 _NON_INDEX = ("git", "path", "directory", "url", "file", "editable", "virtual", "vcs", "archive")
 
 
-def _load(
-    path: Path, root: Path, parse: Callable[[str], Any]
-) -> tuple[ManifestResult, str, str, Any]:
-    result = ManifestResult()
-    name = rel(path, root)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        result.error(name, 1, f"cannot read: {e.strerror or e}")
-        return result, name, "", None
-    try:
-        data = parse(text)
-    except tomllib.TOMLDecodeError as e:
-        result.error(name, toml_error_line(str(e)), f"invalid TOML: {e}")
-        return result, name, text, None
-    except json.JSONDecodeError as e:
-        result.error(name, e.lineno, f"invalid JSON: {e.msg}")
-        return result, name, text, None
-    result.files.append(name)
-    return result, name, text, data
-
-
 def _toml_packages(path: Path, root: Path, table: str, source: Source) -> ManifestResult:
     """poetry.lock / uv.lock / pylock.toml share a shape: [[package(s)]] name + version."""
-    result, name, text, data = _load(path, root, tomllib.loads)
+    result, name, text, data = load_manifest(path, root, tomllib.loads)
     if not isinstance(data, dict):
         return result
     lines = LineFinder(text)
@@ -107,7 +82,7 @@ def read_pylock(path: Path, root: Path) -> ManifestResult:
 
 def read_pipfile_lock(path: Path, root: Path) -> ManifestResult:
     """Pipfile.lock: JSON, `default` and `develop` maps of name -> {version: "==X", ...}."""
-    result, name, text, data = _load(path, root, json.loads)
+    result, name, text, data = load_manifest(path, root, json.loads)
     if not isinstance(data, dict):
         if data is not None:
             result.error(name, 1, "Pipfile.lock is not a JSON object")

@@ -15,25 +15,15 @@ from corral.workflows.cve.manifests.base import (
     LineFinder,
     ManifestResult,
     declare,
-    rel,
-    toml_error_line,
+    load_manifest,
 )
 
 
 def read_pyproject(path: Path, root: Path) -> ManifestResult:
     """Every dependency the file declares, each with the line it sits on."""
-    result = ManifestResult()
-    name = rel(path, root)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        data = tomllib.loads(text)
-    except OSError as e:
-        result.error(name, 1, f"cannot read: {e.strerror or e}")
+    result, name, text, data = load_manifest(path, root, tomllib.loads)
+    if data is None:
         return result
-    except tomllib.TOMLDecodeError as e:
-        result.error(name, toml_error_line(str(e)), f"invalid TOML: {e}")
-        return result
-    result.files.append(name)
     lines = LineFinder(text)
     project = _table(data.get("project"))
     _pep508_list(project.get("dependencies"), lines, r"\[project\]", name, result)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from corral.workflows.cve.manifests.base import ManifestResult, Source, declare, rel
+from corral.workflows.cve.manifests.base import ManifestResult, Source, declare, load_manifest
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?=[^\s=-]))(.+)$")
@@ -50,18 +50,13 @@ def read_requirements(
     path: Path, root: Path, seen: set[Path], source: Source = "requirements"
 ) -> ManifestResult:
     """Read one requirements file and, recursively, the files it includes (once each)."""
-    result = ManifestResult()
     real = path.resolve()
     if real in seen:
-        return result
+        return ManifestResult()
     seen.add(real)
-    name = rel(path, root)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        result.error(name, 1, f"cannot read: {e.strerror or e}")
+    result, name, text, data = load_manifest(path, root)
+    if data is None:
         return result
-    result.files.append(name)
     for no, line in logical_lines(text):
         inc = _INCLUDE.match(line)
         if inc:

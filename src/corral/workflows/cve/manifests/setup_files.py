@@ -15,26 +15,16 @@ from corral.workflows.cve.manifests.base import (
     LineFinder,
     ManifestResult,
     declare,
-    rel,
-    toml_error_line,
+    load_manifest,
 )
 
 _NON_INDEX = ("git", "path", "file", "hg", "svn", "bzr", "url")
 
 
 def read_pipfile(path: Path, root: Path) -> ManifestResult:
-    result = ManifestResult()
-    name = rel(path, root)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-        data = tomllib.loads(text)
-    except OSError as e:
-        result.error(name, 1, f"cannot read: {e.strerror or e}")
+    result, name, text, data = load_manifest(path, root, tomllib.loads)
+    if data is None:
         return result
-    except tomllib.TOMLDecodeError as e:
-        result.error(name, toml_error_line(str(e)), f"invalid TOML: {e}")
-        return result
-    result.files.append(name)
     lines = LineFinder(text)
     for section in ("packages", "dev-packages"):
         body = data.get(section)
@@ -75,14 +65,9 @@ _KEY = re.compile(r"^(?P<key>[A-Za-z0-9_.-]+)\s*[=:]\s*(?P<value>.*)$")
 def read_setup_cfg(path: Path, root: Path) -> ManifestResult:
     """`[options] install_requires` and `[options.extras_require]`: one requirement a line
     (the key's own line included), each with the line it sits on."""
-    result = ManifestResult()
-    name = rel(path, root)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        result.error(name, 1, f"cannot read: {e.strerror or e}")
+    result, name, text, data = load_manifest(path, root)
+    if data is None:
         return result
-    result.files.append(name)
     section = ""
     wanted = False
     for no, raw in enumerate(text.splitlines(), 1):
