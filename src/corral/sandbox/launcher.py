@@ -45,6 +45,9 @@ def reap(*_):
     except ChildProcessError:
         pass
 signal.signal(signal.SIGCHLD, reap)
+# Every signal at its default in the child: ours are handled or ignored (SIGCHLD, and
+# SIGPIPE/SIGXFSZ by Python; SIGHUP under nohup), and that must not be inherited.
+defaults = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 sock = socket.socket(fileno=int(sys.argv[1]))
 space = socket.CMSG_SPACE(int(sys.argv[2]) * 4)
 while True:
@@ -76,7 +79,7 @@ while True:
         try:
             pid = os.posix_spawn(
                 req["argv"][0], req["argv"], req["env"], file_actions=acts, setsigmask=(),
-                setsigdef=(signal.SIGCHLD, signal.SIGPIPE, signal.SIGXFSZ),
+                setsigdef=defaults,
                 setsid=bool(req.get("setsid")))
             sent = [os.pidfd_open(pid)]
         finally:
