@@ -294,9 +294,14 @@ async def diff(workspace: Path) -> str:
 def _rmtree(root: Path) -> None:
     """Remove a workspace even if the agent chmod-ed parts of it unreadable."""
 
+    top = os.path.abspath(root)
+
     def fix(_func: object, path: str, _exc: object) -> None:
+        parent = os.path.dirname(os.path.abspath(path))
+        if not (parent == top or parent.startswith(top + os.sep)):
+            return  # never touch what is outside the workspace (its parent is /tmp)
         try:
-            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(parent, 0o700)
             if os.path.isdir(path) and not os.path.islink(path):
                 os.chmod(path, 0o700)
                 shutil.rmtree(path, ignore_errors=True)

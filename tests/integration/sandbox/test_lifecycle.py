@@ -12,7 +12,7 @@ from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
 from corral.sandbox.bwrap import MISSING_BWRAP
 from corral.sandbox.procs import NamespaceScope
-from corral.sandbox.workspace import create, diff, prepare, reap_orphans
+from corral.sandbox.workspace import _rmtree, create, diff, prepare, reap_orphans
 
 from .conftest import LIMITS, make_repo
 
@@ -153,3 +153,19 @@ def test_orphaned_workspaces_are_reaped() -> None:
         live.remove()
         if orphan.root.exists():
             orphan.remove()
+
+
+def test_removing_a_workspace_never_touches_its_parent(tmp_path: Path) -> None:
+    """A second remove (the root already gone) once chmod-ed /tmp to 0700, which locked
+    every sandbox uid out of /tmp."""
+    parent = tmp_path / "parent"
+    parent.mkdir(mode=0o755)
+    parent.chmod(0o755)
+    root = parent / "corral-x"
+    (root / "ws" / "locked").mkdir(parents=True)
+    (root / "ws" / "locked" / "f").write_text("x")
+    (root / "ws" / "locked").chmod(0)  # the agent made part of it unreadable
+    _rmtree(root)
+    assert not root.exists()
+    _rmtree(root)  # again: already gone
+    assert parent.stat().st_mode & 0o777 == 0o755
