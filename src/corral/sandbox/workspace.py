@@ -281,7 +281,10 @@ async def diff(workspace: Path) -> str:
     tree = (root / _BASELINE_TREE).read_text().strip()
     index = root / f"diff-{os.getpid()}-{id(workspace)}.index"
     try:
-        shutil.copyfile(root / "baseline.index", index)
+        # copy2 keeps the index's mtime: git trusts a file's cached stat only when the
+        # file is older than the index, so a copy stamped "now" made a same-size edit in
+        # the baseline's second (a pin bump 3.6 -> 3.7) invisible to the diff.
+        shutil.copy2(root / "baseline.index", index)
         script = (
             'git "$@" add -A -- .\n'
             'git "$@" diff --cached --binary --no-color --no-ext-diff --no-textconv "$TREE"'
