@@ -270,7 +270,8 @@ async def _read_info(fd: int) -> dict[str, object]:
 
     loop.add_reader(fd, readable)
     try:
-        await asyncio.wait_for(done, 10)
+        async with asyncio.timeout(10):
+            await done
     finally:
         loop.remove_reader(fd)
     if not data.strip():

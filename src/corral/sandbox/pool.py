@@ -84,6 +84,7 @@ class SandboxPool:
         self.failures = 0
         self._closing: set[asyncio.Task[None]] = set()
         self._fill_now = fill_now
+        self._closed = False
 
     def fits(self, sb: BaseSandbox) -> bool:
         return type(sb) is self._kind and sb.limits.boot_key() == self.limits.boot_key()
@@ -136,10 +137,16 @@ class SandboxPool:
         await asyncio.wait_for(self._full.wait(), timeout)
 
     async def _fill(self) -> None:
+        """Boot until full, then wait for a claim; stops when closed.
+
+        The `_closed` checks matter: a cancellation can be lost on the way (Python 3.11's
+        `wait_for` swallows one that arrives as its inner wait finishes), and a filler
+        that missed it must still stop, not wait forever for work.
+        """
         if not self._fill_now:
             await self._wake.wait()
-        while True:
-            while len(self._ready) < self.size:
+        while not self._closed:
+            while len(self._ready) < self.size and not self._closed:
                 sb = self._make(Path("."))
                 try:
                     await sb.boot()
@@ -148,6 +155,9 @@ class SandboxPool:
                     log.warning("sandbox pool: boot failed: %s", exc)
                     await asyncio.sleep(min(30.0, 0.5 * 2**self.failures))
                     continue
+                if self._closed:
+                    await sb.close()
+                    return
                 self.failures = 0
                 self._ready.append(sb)
             self._full.set()
@@ -156,9 +166,11 @@ class SandboxPool:
 
     async def close(self) -> None:
         """Stop refilling and close every sandbox nobody claimed."""
+        self._closed = True
         with contextlib.suppress(ValueError):
             _ACTIVE.remove(self)
         if self._filler is not None:
+            self._wake.set()  # a filler waiting for a claim wakes up and sees `_closed`
             self._filler.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._filler

@@ -261,7 +261,8 @@ class ShellDriver:
 
     async def _wait_ready(self, what: str) -> None:
         try:
-            await asyncio.wait_for(self._ready.wait(), _READY_TIMEOUT)
+            async with asyncio.timeout(_READY_TIMEOUT):
+                await self._ready.wait()
         except TimeoutError:
             raise SandboxCrashed(f"{what} within {_READY_TIMEOUT:g} s{self.stray_note()}") from None
         if self._dead:
@@ -369,7 +370,8 @@ class ShellDriver:
             try:
                 self._stdin.write(b"%d %d\n%b" % (self._seq, len(text), text))
                 await self._stdin.drain()
-                code: int | None = await asyncio.wait_for(asyncio.shield(fut), limit)
+                async with asyncio.timeout(limit):
+                    code: int | None = await asyncio.shield(fut)
                 timed_out = False
             except TimeoutError:
                 code, timed_out = None, True
@@ -396,7 +398,8 @@ class ShellDriver:
         """Kill what the command started; if the shell itself is stuck, replace it."""
         await self.sweep()
         with contextlib.suppress(TimeoutError, SandboxError):
-            await asyncio.wait_for(asyncio.shield(fut), _GRACE)
+            async with asyncio.timeout(_GRACE):
+                await asyncio.shield(fut)
             return
         if self._dead:
             raise SandboxCrashed(self._dead)

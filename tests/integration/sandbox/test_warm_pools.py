@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from pathlib import Path
 
 import pytest
 
-from corral.sandbox import SandboxLimits, WarmPools, open_sandbox
+from corral.sandbox import BwrapSandbox, SandboxLimits, SandboxPool, WarmPools, open_sandbox
 
 from .conftest import LIMITS
 
@@ -65,3 +67,26 @@ async def test_a_closed_manager_pools_nothing(repo: Path) -> None:
     await sb.start()  # the manager is closed: a plain cold start, no pool made
     await sb.close()
     assert pools.pools == []
+
+
+class _LosesCancel(BwrapSandbox):
+    """Boots even if cancelled meanwhile, as Python 3.11's wait_for can make it do."""
+
+    made: list[BwrapSandbox] = []
+
+    async def boot(self) -> None:
+        self.made.append(self)
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0.5)  # close() cancels the filler here
+        await super().boot()
+
+
+async def test_closing_a_pool_whose_filler_lost_its_cancel(repo: Path) -> None:
+    pool = SandboxPool(lambda r: _LosesCancel(r, limits=LIMITS), size=1)
+    await pool.open()
+    await asyncio.sleep(0.1)  # the filler is in the boot now
+    closing = asyncio.ensure_future(pool.close())
+    done, _ = await asyncio.wait({closing}, timeout=20)
+    assert done, "close() waited for a filler that waits for a claim (forever)"
+    (booted,) = _LosesCancel.made
+    assert booted._closed and not booted.workspace.parent.exists()
