@@ -36,6 +36,8 @@ class WorkerSettings(Frozen):
     env: Mapping[str, str] | None = None
     # Egress profiles (YAML) that tasks name with `profile:`; default: HOME/egress.yaml.
     egress_profiles: Path | None = None
+    # Sandboxes kept booted per sandbox shape, so an attempt's start is a claim (0: off).
+    warm_sandboxes: int = Field(default=2, ge=0)
     team_caps: Mapping[str, int] = Field(default_factory=dict)
     team_weights: Mapping[str, float] = Field(default_factory=dict)
 

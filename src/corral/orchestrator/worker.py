@@ -30,6 +30,7 @@ from corral.orchestrator.models import FleetModels
 from corral.orchestrator.resume import paused_action
 from corral.orchestrator.scheduler import Snapshot, pick
 from corral.orchestrator.settings import WorkerSettings, worker_identity
+from corral.sandbox import WarmPools
 from corral.store import CampaignRow, Lease, Store, TaskRow
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Worker:
             egress=self.egress,
         )  # fmt: skip
         self.started = 0
+        self.warm: WarmPools | None = None  # the warm sandbox pools while running
 
     def wake(self) -> None:
         """An attempt ended (or something changed): run a full tick soon."""
@@ -84,6 +86,8 @@ class Worker:
         self._wake.set()
 
     async def run(self, *, until_done: bool = False, stop: asyncio.Event | None = None) -> None:
+        warm = self.settings.warm_sandboxes
+        pools = self.warm = await WarmPools(size=warm).__aenter__() if warm else None
         try:
             while not (stop and stop.is_set()):
                 try:
@@ -101,6 +105,8 @@ class Worker:
                 await asyncio.sleep(0.002)
         finally:
             await self.executor.shutdown(cancel=True)
+            if pools is not None:  # after the attempts: only unclaimed sandboxes go
+                await pools.close()
             await self.egress.close()
             if self._own_models:
                 await self.models.aclose()

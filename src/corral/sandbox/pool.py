@@ -51,7 +51,9 @@ def take_booted(sb: BaseSandbox) -> tuple[BaseSandbox | None, SandboxPool | None
     for manager in _MANAGERS:
         made = manager.pool_for(sb) if manager.loop is loop else None
         if made is not None:
-            return made.take_nowait(), made
+            booted = made.take_nowait()
+            manager.claims += booted is not None
+            return booted, made
     return None, None
 
 
@@ -198,6 +200,7 @@ class WarmPools:
         self.max_pools = max_pools
         self.kinds = kinds
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.claims = 0  # starts that took a booted sandbox
         self._pools: OrderedDict[tuple[str, tuple[object, ...]], SandboxPool] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
