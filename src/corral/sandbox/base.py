@@ -9,7 +9,7 @@ import weakref
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from corral.domain import ExecResult, SandboxError
 from corral.sandbox import paths
@@ -17,6 +17,9 @@ from corral.sandbox.limits import SandboxLimits
 from corral.sandbox.procs import Cgroups
 from corral.sandbox.shell import ShellDriver
 from corral.sandbox.workspace import Workspace, create, reap_orphans
+
+if TYPE_CHECKING:
+    from corral.sandbox.egress import EgressChannel
 
 SANDBOX_USER = "user"
 SANDBOX_UID = 1000
@@ -107,9 +110,25 @@ class BaseSandbox:
             raise SandboxError("sandbox is not started")
         return self._ws.path
 
+    # A network profile's channel, for the backends that can open one (bwrap, docker).
+    egress: EgressChannel | None = None
+
+    @property
+    def egress_socket(self) -> Path | None:
+        """The host side of this sandbox's egress socket (the browse tool uses it)."""
+        return self.egress.socket_path if self.egress is not None else None
+
     async def start(self) -> None:
         """Boot (or take a booted sandbox from an active pool), then load the repo."""
         if self._ws is not None:
+            return
+        if self.egress is not None:  # pooled sandboxes lack the proxy's binds: boot fresh
+            await self.boot()
+            try:
+                await self.load()
+            except BaseException:
+                await self.close()
+                raise
             return
         from corral.sandbox.pool import take_booted
 

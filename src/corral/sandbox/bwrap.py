@@ -72,21 +72,6 @@ class BwrapSandbox(BaseSandbox):
         self._proc: ForeignProcess | None = None
         self._warm: asyncio.Future[float | None] | None = None
 
-    @property
-    def egress_socket(self) -> Path | None:
-        """The host side of this sandbox's egress socket (the browse tool uses it)."""
-        return self.egress.socket_path if self.egress is not None else None
-
-    async def start(self) -> None:
-        if self.egress is None or self._ws is not None:
-            return await super().start()
-        await self.boot()  # pooled sandboxes lack the proxy binds: boot a fresh one
-        try:
-            await self.load()
-        except BaseException:
-            await self.close()
-            raise
-
     def _check_available(self) -> None:
         if self._bwrap is None:
             raise SandboxError(MISSING_BWRAP)

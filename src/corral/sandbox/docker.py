@@ -74,16 +74,6 @@ class DockerSandbox(BaseSandbox):
         self._spawned = False
         self._proc: ForeignProcess | None = None
 
-    @property
-    def egress_socket(self) -> Path | None:
-        """The host side of this sandbox's egress socket (the browse tool uses it)."""
-        return self.egress.socket_path if self.egress is not None else None
-
-    async def start(self) -> None:
-        if self.egress is None or self._ws is not None:
-            return await super().start()
-        await egress_bind.start_unpooled(self)
-
     def _check_available(self) -> None:
         if engine.docker_cli() is None:
             raise SandboxError(engine.MISSING_DOCKER)

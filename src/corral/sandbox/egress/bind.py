@@ -12,13 +12,9 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from corral.sandbox.egress import relay
 from corral.sandbox.procs import NamespaceScope
-
-if TYPE_CHECKING:
-    from corral.sandbox.base import BaseSandbox
 
 SOCKET_INNER = relay.SOCKET
 RELAY_INNER = "/run/corral/egress-relay.py"
@@ -62,13 +58,3 @@ def relay_pids(scope: NamespaceScope) -> set[int]:
             if RELAY_INNER.encode() in Path(f"/proc/{host}/cmdline").read_bytes():
                 found.add(inner)
     return found
-
-
-async def start_unpooled(sb: BaseSandbox) -> None:
-    """Boot `sb` fresh and load its repo: a pooled sandbox was booted without the binds."""
-    await sb.boot()
-    try:
-        await sb.load()
-    except BaseException:
-        await sb.close()
-        raise
