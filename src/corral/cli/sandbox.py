@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from corral.domain import CorralError
-from corral.sandbox import docker_engine, mounts
+from corral.sandbox import docker_engine
 from corral.sandbox.bwrap import MISSING_BWRAP
-from corral.sandbox.procs import owner_alive
-from corral.sandbox.workspace import remove_root
+from corral.sandbox.workspace import reap_orphans
 
 sandbox_app = typer.Typer(help="Sandbox backends: prepare, list, reap.", no_args_is_help=True)
 
@@ -61,22 +58,6 @@ def list_sandboxes() -> None:
         typer.echo(f"{c.id[:12]:<14}{c.status[:22]:<24}{owner:<10}{attempt:<28}{c.root}")
 
 
-def _orphan_workspaces() -> list[str]:
-    """Workspace tmpfs mounts (bwrap or docker) whose owning process is gone."""
-    left = []
-    for point in mounts.mounted_under(Path(tempfile.gettempdir())):
-        if not point.name.startswith("corral-") or point.parent != Path(tempfile.gettempdir()):
-            continue
-        try:
-            token = (point / "owner").read_text().strip()
-        except OSError:
-            continue
-        if not owner_alive(token):
-            remove_root(point, capped=True)
-            left.append(str(point))
-    return left
-
-
 @sandbox_app.command()
 def gc(
     everything: Annotated[
@@ -92,7 +73,7 @@ def gc(
             _fail(str(exc))
             return
         removed += [f"container {c.id[:12]}" for c in gone]
-    removed += [f"workspace {p}" for p in _orphan_workspaces()]
+    removed += [f"workspace {p}" for p in reap_orphans()]  # mounted (capped) or not
     for line in removed:
         typer.echo(f"removed {line}")
     typer.echo(f"{len(removed)} removed")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,7 @@ from typer.testing import CliRunner
 from corral.cli.main import app
 from corral.domain import SandboxError
 from corral.sandbox import DockerSandbox, SandboxPool, docker_engine, open_sandbox
+from corral.sandbox.workspace import create
 
 from .conftest import LIMITS
 
@@ -79,3 +82,20 @@ async def test_missing_docker_cli_one_line(repo: Path, monkeypatch: pytest.Monke
     with pytest.raises(SandboxError) as err:
         await DockerSandbox(repo, limits=LIMITS).start()
     assert str(err.value) == docker_engine.MISSING_DOCKER and "\n" not in str(err.value)
+
+
+def test_gc_removes_orphan_workspaces_mounted_or_not() -> None:
+    """`corral sandbox gc`: workspaces whose owner died go, capped (a tmpfs) or plain."""
+    capped = create(size_mb=16)
+    plain = Path(tempfile.mkdtemp(prefix="corral-"))  # as a non-root run leaves them
+    try:
+        for root in (capped.root, plain):
+            (root / "owner").write_text("999999999:1")  # a process long gone
+        result = CliRunner().invoke(app, ["sandbox", "gc"])
+        assert result.exit_code == 0, result.output
+        for root in (capped.root, plain):
+            assert f"workspace {root}" in result.output and not root.exists()
+    finally:
+        if capped.root.exists():
+            capped.remove()
+        shutil.rmtree(plain, ignore_errors=True)
