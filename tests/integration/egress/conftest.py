@@ -105,26 +105,6 @@ def tls_server(cert: tuple[Path, Path]) -> Iterator[Server]:
     yield from _serve(ctx)
 
 
-@pytest.fixture
-def docs_server(tmp_path: Path) -> Iterator[int]:
-    """A docs site on all interfaces, reached by the machine's own name (real resolver)."""
-    root = tmp_path / "site"
-    root.mkdir()
-    (root / "guide.txt").write_text("the answer is 42\n")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a: object, **kw: object) -> None:
-            super().__init__(*a, directory=str(root), **kw)  # type: ignore[arg-type]
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("0.0.0.0", 0), Quiet)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
-
-
 async def fake_resolver(host: str, port: int) -> list[str]:
     """`*.test` → 127.0.0.1, `internal.corp` → a private address, others unknown."""
     if host == "internal.corp":

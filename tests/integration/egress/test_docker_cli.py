@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from tests.integration.conftest import docs_profile, fetch_command
 from tests.security.docker_support import require_docker
 
 CORRAL = str(Path(sys.executable).parent / "corral")
@@ -30,16 +30,9 @@ def test_corral_run_with_a_profile(sandbox: str, tmp_path: Path, docs_server: in
     if sandbox == "docker":
         require_docker()
     home = tmp_path / ".corral"
-    home.mkdir()
-    # The machine's own name: `localhost` is in the sandbox's no_proxy list. Test-only:
-    # the docs server is on this machine, which real profiles may never reach.
-    name = socket.gethostname()
-    (home / "egress.yaml").write_text(
-        f"profiles:\n  docs:\n    allow: [{name}]\n"
-        f"    ports: [{docs_server}]\n    allow_private_addresses: true\n"
-    )
-    url = f"http://{name}:{docs_server}/guide.txt"
-    fetch = f"python3 -c \"import urllib.request as u; print(u.urlopen('{url}').read().decode())\""
+    url = docs_profile(home, docs_server)
+    name = url.split("/")[2].split(":")[0]
+    fetch = fetch_command(url)
     script = tmp_path / "agent.json"
     script.write_text(json.dumps([
         {"tool_calls": [{"tool": "bash", "args": {"command": fetch}}]},
