@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.agent.config import AgentConfig, AgentLimits
+from corral.bench import workload
 from corral.models import ScriptedModel
 from corral.orchestrator import run_task
 from corral.sandbox import BwrapSandbox
@@ -31,14 +32,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def commands(steps: int) -> list[str]:
     return [f"echo step {i} && ls | head -n 3" for i in range(steps)]
-
-
-def make_repo(root: Path) -> Path:
-    repo = root / "repo"
-    repo.mkdir()
-    for i in range(20):
-        (repo / f"mod{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
-    return repo
 
 
 async def sandbox_timings(repo: Path, starts: int, execs: int) -> dict[str, float]:
@@ -102,7 +95,7 @@ def mini_run(repo: Path, steps: int) -> float:
 async def main_async(steps: int, runs: int, starts: int = 30, execs: int = 300) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        repo = make_repo(root)
+        repo = workload.make_repo(root, files=20)
         sb = await sandbox_timings(repo, starts=starts, execs=execs)
         store = await Store.open(home=root / ".corral")
         corral_steps = [await corral_run(repo, root / ".corral", steps, store) for _ in range(runs)]

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from corral.bench import workload
 from corral.sandbox import BaseSandbox, SandboxLimits, SandboxPool, open_sandbox
 from corral.sandbox.docker_engine import docker, docker_cli, engine_ready
 from corral.sandbox.procs import NamespaceScope
@@ -39,14 +40,6 @@ RESULTS = Path(__file__).resolve().parent / "results"
 LIMITS = SandboxLimits(memory_mb=512, pids=256, workspace_mb=256, tmp_mb=64)
 GOALS = {"bwrap_start_ms": 15, "bwrap_roundtrip_ms": 2, "docker_claim_ms": 50,
          "docker_roundtrip_ms": 10}  # fmt: skip
-
-
-def make_repo(root: Path) -> Path:
-    repo = root / "repo"
-    repo.mkdir()
-    for i in range(20):
-        (repo / f"mod{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
-    return repo
 
 
 def ms(values: list[float], q: float = 0.5) -> float:
@@ -243,7 +236,7 @@ async def idle_bash_memory(count: int) -> dict[str, Any]:
 
 async def main(args: argparse.Namespace) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="corral-bench-"))
-    repo = make_repo(root)
+    repo = workload.make_repo(root, files=20)
     out: dict[str, Any] = {"benchmark": "sandbox_start", "machine": platform.node(),
                            "python": platform.python_version(), "cpus": os.cpu_count(),
                            "load_avg_1m": os.getloadavg()[0], "repeat": args.repeat,

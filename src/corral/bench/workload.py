@@ -30,11 +30,12 @@ def command(agent: str, step: int) -> str:
     return f"echo agent {agent} step {step} $EPOCHREALTIME"
 
 
-def make_repo(root: Path) -> Path:
-    """A tiny repository: the benchmark is about the fleet, not about copying files."""
+def make_repo(root: Path, files: int = 3) -> Path:
+    """A tiny repository: the benchmarks are about the fleet and the sandbox, not about
+    copying files."""
     repo = root / "repo"
     repo.mkdir(parents=True, exist_ok=True)
-    for i in range(3):
+    for i in range(files):
         (repo / f"mod{i}.py").write_text(f"def f{i}(x):\n    return x + {i}\n")
     return repo
 

@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
+from corral.cli.render import campaign_progress
 from corral.domain import CorralError
 from corral.orchestrator.settings import WorkerSettings
 from corral.workflows.cve import (
@@ -152,25 +151,7 @@ async def _with_progress(
 ) -> dict[str, Any]:
     if as_json:
         return await run(None)
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("[bold]cve campaign"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} repos"),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        t = bar.add_task("cve", total=None, detail="")
-
-        def show(s: dict[str, Any]) -> None:
-            c = s["counts"]
-            detail = (
-                f"running {c.get('running', 0)} · review {c.get('needs_review', 0)} · "
-                f"failed {c.get('failed', 0)}"
-            )
-            bar.update(t, total=s["total"], completed=s["done"], detail=detail)
-
+    with campaign_progress("cve campaign", "repos") as show:
         return await run(show)
 
 

@@ -11,10 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async, with_store
+from corral.cli.render import campaign_progress
 from corral.domain import TaskState
 from corral.orchestrator.campaigns import (
     campaign_status,
@@ -91,26 +90,8 @@ async def _run_shown(
 ) -> dict[str, Any]:
     if as_json:
         return await run_campaign(store, cid, settings, models=models)
-    console = Console(stderr=True)
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total} done"),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        camp = await store.get_campaign(cid)
-        t = bar.add_task(camp.name if camp else cid, total=None, detail="")
-
-        def show(s: dict[str, Any]) -> None:
-            c = s["counts"]
-            detail = (
-                f"running {c.get('running', 0)} · failed {c.get('failed', 0)} · "
-                f"review {c.get('needs_review', 0)} · ${s['cost_usd']:.4f}"
-            )
-            bar.update(t, total=s["total"], completed=s["done"], detail=detail)
-
+    camp = await store.get_campaign(cid)
+    with campaign_progress(camp.name if camp else cid, "done") as show:
         status = await run_campaign(store, cid, settings, progress=show, models=models)
         show(await store.summary(cid))
     return status

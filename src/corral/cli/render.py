@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Callable, Iterator
 from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from corral.domain import (
     ActionTaken,
@@ -59,3 +64,27 @@ def event_line(e: Event) -> str:
             f"{head}end    {e.status.value}: {e.reason[:200]} ({e.steps} steps, ${e.cost_usd:.4f})"
         )
     return f"{head}{e.type}"
+
+
+@contextlib.contextmanager
+def campaign_progress(title: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None]]:
+    """A progress bar on stderr, fed with campaign summaries (counts, done, total, cost)."""
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total} " + unit),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        t = bar.add_task(title, total=None, detail="")
+
+        def show(s: dict[str, Any]) -> None:
+            c = s["counts"]
+            detail = (
+                f"running {c.get('running', 0)} · review {c.get('needs_review', 0)} · "
+                f"failed {c.get('failed', 0)} · ${s.get('cost_usd', 0.0):.4f}"
+            )
+            bar.update(t, total=s["total"], completed=s["done"], detail=detail)
+
+        yield show
