@@ -264,6 +264,8 @@ class BaseSandbox:
         self._closed = True
         with contextlib.suppress(Exception):
             await self._kill()
+        if self._cgroups is not None:
+            self._cgroups.close()  # a view of a container's cgroups is never removed
         if self._driver is not None:
             await self._driver.shutdown()
         if self._ws is not None:

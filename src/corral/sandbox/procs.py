@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import uuid
@@ -124,6 +125,11 @@ class Cgroups:
     pids_events: Path | None = None
     oom_file: Path | None = None
     version: int = 0
+    # Counter files stay open: they are read after every command, and an open() on
+    # cgroupfs costs more than the read. _plain: files pread cannot re-read.
+    _fds: dict[Path, int] = field(default_factory=dict, init=False, repr=False)
+    _plain: set[Path] = field(default_factory=set, init=False, repr=False)
+    _closed: bool = field(default=False, init=False, repr=False)
 
     @classmethod
     def create(cls, memory_mb: int, pids: int) -> Cgroups | None:
@@ -211,11 +217,36 @@ class Cgroups:
 
     def counter(self, path: Path | None, key: str) -> int:
         with contextlib.suppress(OSError, ValueError):
-            for line in path.read_text().splitlines() if path else []:
+            for line in self._read(path).splitlines() if path else []:
                 name, _, value = line.partition(" ")
                 if name == key:
                     return int(value)
         return 0
+
+    def _read(self, path: Path) -> str:
+        """The file's current text, through an fd kept open (kernfs regenerates a file
+        on a read at offset 0); a plain open/read where that cannot work."""
+        if self._closed or path in self._plain:
+            return path.read_text()
+        fd = self._fds.get(path)
+        if fd is None:
+            fd = self._fds[path] = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            return os.pread(fd, 4096, 0).decode()
+        except OSError as exc:
+            if exc.errno not in (errno.ESPIPE, errno.EINVAL):
+                raise
+            self._plain.add(path)  # not seekable: read it the plain way from now on
+            os.close(self._fds.pop(path))
+            return path.read_text()
+
+    def close(self) -> None:
+        """Close the counter files (idempotent); later reads open the files each time."""
+        self._closed = True
+        for fd in self._fds.values():
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
 
     def pids_hits(self) -> int:
         return self.counter(self.pids_events, "max")
@@ -225,6 +256,7 @@ class Cgroups:
 
     def remove(self) -> bool:
         """Remove the cgroups; False while some are still busy (processes exiting)."""
+        self.close()
         left = []
         for path in self.dirs:
             try:
