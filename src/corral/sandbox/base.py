@@ -174,7 +174,13 @@ class BaseSandbox:
         assert self._ws is not None
         if self.attempt_id:
             (self._ws.root / "attempt").write_text(self.attempt_id)
-        await self._ws.load(self.repo)
+        try:
+            await self._ws.load(self.repo)
+        finally:
+            self._loaded()
+
+    def _loaded(self) -> None:
+        """The repo is in (or failed to load): the workspace will not change shape again."""
 
     def _adopt(self, booted: BaseSandbox) -> None:
         """Take over a booted sandbox of the same kind: its processes, dirs and driver.

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from corral.domain import SandboxError
-from corral.sandbox import etc, seccomp
+from corral.sandbox import etc, seccomp, spawnroom
 from corral.sandbox.base import SANDBOX_UID, SANDBOX_USER, BaseSandbox, clean_env
 from corral.sandbox.egress import bind as egress_bind
 from corral.sandbox.launcher import launcher
@@ -71,6 +71,8 @@ class BwrapSandbox(BaseSandbox):
         self._bwrap = shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
         self._proc: ForeignProcess | None = None
         self._warm: asyncio.Future[float | None] | None = None
+        self._spot: Path | None = None  # the workspace's bind in the spawn room, if any
+        self._spot_holds: set[str] = set()
 
     def _check_available(self) -> None:
         if self._bwrap is None:
@@ -81,13 +83,13 @@ class BwrapSandbox(BaseSandbox):
                 "x86_64 or aarch64 (use --sandbox docker)"
             )
 
-    def _args(self, ws: Workspace) -> list[str]:
+    def _args(self, workspace: Path) -> list[str]:
         size = str(self.limits.tmp_mb * 1024 * 1024)
         args = [
             *_system_args(),
             "--size", size, "--tmpfs", "/tmp", "--size", size, "--tmpfs", HOME,
             "--symlink", "/tmp", "/var/tmp",
-            "--bind", str(ws.path), WORKDIR,
+            "--bind", str(workspace), WORKDIR,
             "--size", size, "--tmpfs", _STATE,
             "--remount-ro", "/",
             "--chdir", WORKDIR, "--clearenv",
@@ -105,6 +107,7 @@ class BwrapSandbox(BaseSandbox):
         """Make the cgroups and start warming their lock now: the grace period it may wait
         for (see `Cgroups.warm_up`) then runs while the workspace is made and bwrap starts.
         """
+        self._spot_holds = {"launch", "load"}
         self._cgroups = Cgroups.create(self.limits.memory_mb, self.limits.pids)
         if self._cgroups is not None:
             try:  # the helper: a small process of ours that sits in our cgroups
@@ -115,6 +118,28 @@ class BwrapSandbox(BaseSandbox):
             self._warm.add_done_callback(lambda t: t.cancelled() or t.exception())
 
     async def _spawn(self, ws: Workspace) -> None:
+        # bwrap starts in the launcher's small mount namespace and finds the workspace in
+        # the spawn room there (see `sandbox.spawnroom`). The room bind stays until the
+        # repo is loaded: the read-only `.git` binds made then reach the sandbox through it.
+        spot = spawnroom.expose(ws.path, ws.root.name) if self._owner is not None else None
+        self._spot = spot
+        try:
+            await self._launch(spot or ws.path)
+        finally:
+            self._release_spot("launch")
+
+    def _loaded(self) -> None:
+        self._release_spot("load")
+
+    def _release_spot(self, holder: str) -> None:
+        """Withdraw the room bind once bwrap has bound it and the repo is in (both run
+        at once), or right away when `holder` is "all"."""
+        self._spot_holds.discard(holder)
+        if (not self._spot_holds or holder == "all") and self._spot is not None:
+            spawnroom.withdraw(self._spot)
+            self._spot = None
+
+    async def _launch(self, workspace: Path) -> None:
         assert self._bwrap is not None
         cgroups, warm = self._cgroups, self._warm
         prelude = ""
@@ -130,7 +155,7 @@ class BwrapSandbox(BaseSandbox):
         block_r, block_w = os.pipe()
         filter_fd = _seccomp_fd()
         fds = driver.child_fds() | {_INFO_FD: info_w, _BLOCK_FD: block_r, _SECCOMP_FD: filter_fd}
-        cmd = [self._bwrap, *self._args(ws), "--info-fd", str(_INFO_FD), "--block-fd",
+        cmd = [self._bwrap, *self._args(workspace), "--info-fd", str(_INFO_FD), "--block-fd",
                str(_BLOCK_FD), "--seccomp", str(_SECCOMP_FD), "--", *argv]  # fmt: skip
         try:
             try:
@@ -166,6 +191,7 @@ class BwrapSandbox(BaseSandbox):
             driver.protected_inner |= egress_bind.relay_pids(scope)
 
     async def _kill(self) -> None:
+        self._release_spot("all")
         if self._proc is not None:
             self._proc.kill()  # bwrap's init dies with it, and the namespace with that
         if self._driver is not None:

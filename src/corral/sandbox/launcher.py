@@ -28,6 +28,9 @@ import subprocess
 import sys
 import threading
 from dataclasses import dataclass
+from pathlib import Path
+
+from corral.sandbox import spawnroom
 
 _MAX_FDS = 16
 # The helper itself: stdlib only, no site packages, nothing of ours imported.
@@ -115,17 +118,24 @@ class Launched:
 class Launcher:
     """One helper process running as `owner` (None: as we are)."""
 
-    def __init__(self, owner: tuple[int, int] | None) -> None:
+    def __init__(self, owner: tuple[int, int] | None, room: Path | None = None) -> None:
+        """`room`: start in a mount namespace of its own, reached only through `room`
+        (see `sandbox.spawnroom`); needs root, and an `owner` to drop to."""
         self.owner = owner
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        argv = [_python(owner), "-I", "-S", "-c", _HELPER, str(theirs.fileno()),
+                str(_MAX_FDS + 1)]  # fmt: skip
+        user = owner
+        if room is not None and owner is not None:
+            argv[4] = spawnroom.PRELUDE + _HELPER
+            argv += [str(room), str(owner[0]), str(owner[1])]
+            user = None  # the prelude drops to `owner` itself, after making the namespace
         try:
             self._proc = subprocess.Popen(
-                [_python(owner), "-I", "-S", "-c", _HELPER, str(theirs.fileno()),
-                 str(_MAX_FDS + 1)],
-                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                argv, pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd="/", env={},
-                start_new_session=True, user=owner[0] if owner else None,
-                group=owner[1] if owner else None, extra_groups=[] if owner else None,
+                start_new_session=True, user=user[0] if user else None,
+                group=user[1] if user else None, extra_groups=[] if user else None,
             )  # fmt: skip
         except BaseException:
             ours.close()
@@ -238,5 +248,6 @@ def launcher(owner: tuple[int, int] | None) -> Launcher:
             if current is not None and current.pid == os.getpid():
                 with contextlib.suppress(OSError):
                     current.close()
-            current = _LAUNCHERS[owner] = Launcher(owner)
+            room = spawnroom.room() if owner is not None else None
+            current = _LAUNCHERS[owner] = Launcher(owner, room)
         return current

@@ -28,7 +28,8 @@ _libc.mount.argtypes = [
 ]
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 
-MS_NOSUID, MS_NODEV, MS_REC, MS_SHARED = 0x2, 0x4, 0x4000, 0x100000
+MS_NOSUID, MS_NODEV, MS_BIND, MS_REC = 0x2, 0x4, 0x1000, 0x4000
+MS_PRIVATE, MS_SHARED = 0x40000, 0x100000
 MNT_DETACH = 0x2
 _AT_FDCWD = -100
 _AT_EMPTY_PATH = 0x1000
@@ -92,6 +93,34 @@ def ro_bind_self(path: Path) -> None:
         )  # fmt: skip
     finally:
         os.close(fd)
+
+
+def bind(src: Path, dst: Path) -> None:
+    """Bind `src` (and the mounts under it) on `dst`; a shared `src` keeps propagating."""
+    _check(_libc.mount(bytes(src), bytes(dst), None, MS_BIND | MS_REC, None), "bind", dst)
+
+
+def make_shared(path: Path) -> None:
+    """Bind `path` on itself and make that mount shared: mounts made under it later
+    propagate to copies of it in other mount namespaces (see `sandbox.spawnroom`)."""
+    bind(path, path)
+    try:
+        _check(_libc.mount(None, bytes(path), None, MS_SHARED, None), "make shared", path)
+    except OSError:
+        unmount(path)
+        raise
+
+
+def unshare_and_unmount(path: Path) -> None:
+    """Unmount `path` without taking its peers' mounts along.
+
+    A plain unmount of a bind of a shared mount also unmounts, in every peer, the mounts
+    that correspond to the ones under it (the workspace's read-only `.git` binds, on the
+    host and in its sandbox). Made private first, it leaves the peer group alone, and its
+    slaves pass to a peer.
+    """
+    _check(_libc.mount(None, bytes(path), None, MS_PRIVATE | MS_REC, None), "make private", path)
+    unmount(path)
 
 
 def unmount(path: Path) -> None:
