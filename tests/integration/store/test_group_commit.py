@@ -1,0 +1,128 @@
+"""The group-commit writer on real SQLite and PostgreSQL: one batch of many queued writes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from corral.domain import ActionTaken, StoreError, new_id
+from corral.store import Store
+from corral.store.schema import events
+from corral.store.store import _row
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def store(
+    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
+) -> AsyncIterator[Store]:
+    url = None if request.param == "sqlite" else pg_url
+    s = await Store.open(url, home=tmp_path / ".corral")
+    yield s
+    await s.close()
+
+
+async def _attempt(store: Store) -> str:
+    aid = new_id("att")
+    await store.create_attempt(aid, task="t", repo="/r", model="scripted:x", sandbox="bwrap")
+    return aid
+
+
+def _event(aid: str, seq: int) -> ActionTaken:
+    return ActionTaken(attempt_id=aid, seq=seq, call_id=f"c{seq}", tool="bash")
+
+
+async def _one_batch(store: Store, writes: list[Awaitable[Any]]) -> list[Any]:
+    """Run `writes` as a single batch: the writer thread is held inside a transaction
+    until every one of them is queued."""
+    entered, release = threading.Event(), threading.Event()
+
+    def hold(_conn: sa.Connection) -> None:
+        entered.set()
+        release.wait(30)
+
+    held = asyncio.ensure_future(store.writer.run(hold))
+    await asyncio.to_thread(entered.wait, 30)
+    tasks = [asyncio.ensure_future(w) for w in writes]
+    await asyncio.sleep(0)  # each task runs up to its put on the queue
+    assert store.writer._queue.qsize() == len(tasks)
+    release.set()
+    await held
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _count_inserts(store: Store) -> list[int]:
+    """Row counts of each execute of the events insert on the writer's connection."""
+    seen: list[int] = []
+
+    def before(_c: Any, clause: Any, multiparams: Any, params: Any, _o: Any) -> None:
+        if isinstance(clause, sa.Insert) and clause.table is events:
+            seen.append(len(multiparams))  # SQLAlchemy 2: the list of parameter dicts
+
+    sa.event.listen(store.writer.engine, "before_execute", before)
+    return seen
+
+
+async def test_a_batch_of_many_writes_inserts_every_row_in_one_execute(store: Store) -> None:
+    aids = [await _attempt(store) for _ in range(4)]
+    inserts = _count_inserts(store)
+    writes = [store.append_many([_event(aid, s), _event(aid, s + 1)])
+              for s in range(0, 100, 2) for aid in aids]  # fmt: skip
+    assert await _one_batch(store, writes) == [None] * 200
+    assert inserts == [400]
+    for aid in aids:
+        assert [e.seq for e in await store.events(aid)] == list(range(100))
+
+
+async def test_a_duplicate_fails_only_its_own_write(store: Store) -> None:
+    a, b = await _attempt(store), await _attempt(store)
+    await store.append(_event(a, 0))
+    results = await _one_batch(
+        store,
+        [
+            store.append_many([_event(a, 1), _event(a, 2)]),
+            store.append_many([_event(b, 0), _event(a, 0)]),  # a's 0 exists: all of it fails
+            store.append_many([_event(b, 1), _event(b, 2)]),
+            store.append(_event(a, 3)),
+        ],
+    )
+    assert results[0] is None and results[2] is None and results[3] is None
+    assert isinstance(results[1], StoreError) and "already exists" in str(results[1])
+    assert [e.seq for e in await store.events(a)] == [0, 1, 2, 3]
+    assert [e.seq for e in await store.events(b)] == [1, 2]
+
+
+async def test_an_op_sees_the_rows_queued_before_it_and_not_after(store: Store) -> None:
+    aid = await _attempt(store)
+
+    def count(conn: sa.Connection) -> int:
+        query = sa.select(sa.func.count()).select_from(events).where(events.c.attempt_id == aid)
+        return int(conn.execute(query).scalar_one())
+
+    results = await _one_batch(
+        store,
+        [
+            store.append_many([_event(aid, 0), _event(aid, 1)]),
+            store.writer.run(count),
+            store.append_many([_event(aid, 2), _event(aid, 3), _event(aid, 4)]),
+            store.writer.run(count),
+        ],
+    )
+    assert results == [None, 2, None, 5]
+
+
+async def test_rows_with_other_columns_are_not_bound_as_the_first_ones(store: Store) -> None:
+    """One executemany binds the columns of its first row; a write naming more (here the
+    id) goes in its own execute instead of losing them."""
+    aid = await _attempt(store)
+    plain, with_id = _row(_event(aid, 0)), {**_row(_event(aid, 1)), "id": 987654}
+    writes = [store.writer.write([plain]), store.writer.write([with_id])]
+    assert await _one_batch(store, writes) == [None, None]
+    with store.writer.engine.connect() as conn:
+        ids = conn.execute(sa.select(events.c.id).where(events.c.attempt_id == aid)).scalars()
+        assert 987654 in set(ids)
