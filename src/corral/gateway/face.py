@@ -32,7 +32,10 @@ from corral.gateway.http11 import HttpRequest, HttpResponse, HttpServer
 from corral.models import ContextWindowExceeded
 from corral.models.openai_format import completion_to_openai, messages_from_openai, one_line
 
-__all__ = ["Face", "Grant", "Grants", "serve_face"]
+__all__ = ["COST_HEADER", "Face", "Grant", "Grants", "serve_face"]
+
+# What the gateway charged for a call, for clients that keep their own count (workers).
+COST_HEADER = "x-corral-cost-usd"
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,7 @@ class Face:
         payload["usage"]["cost_usd"] = completion.cost_usd
         if stream:
             return HttpResponse(200, _sse(payload), content_type="text/event-stream")
-        return _json(200, payload)
+        return _json(200, payload, **{COST_HEADER: repr(completion.cost_usd)})
 
     # --- admin -----------------------------------------------------------------------
 

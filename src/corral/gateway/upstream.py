@@ -65,8 +65,11 @@ class HttpUpstream:
         api_key: str | None,
         context_window: int = 128_000,
         max_connections: int = 1024,
+        unix_socket: str | None = None,
     ) -> None:
+        """`unix_socket`: connect there instead of to the URL's host (a gateway service)."""
         parts = urlsplit(base_url.rstrip("/"))
+        self._unix = unix_socket
         self.name = f"openai-compatible:{base_url.rstrip('/')}#{model}"
         self.model = model
         self.context_window = context_window
@@ -82,7 +85,7 @@ class HttpUpstream:
     def __repr__(self) -> str:  # never show the key
         return f"HttpUpstream({self.name!r})"
 
-    def _request(self, body: bytes) -> bytes:
+    def _request(self, body: bytes, api_key: str | None) -> bytes:
         head = [
             f"POST {self._path} HTTP/1.1",
             f"Host: {self._authority}",
@@ -90,8 +93,8 @@ class HttpUpstream:
             "Accept: application/json",
             f"Content-Length: {len(body)}",
         ]
-        if self._api_key:
-            head.append(f"Authorization: Bearer {self._api_key}")
+        if api_key:
+            head.append(f"Authorization: Bearer {api_key}")
         return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
 
     async def call(
@@ -101,9 +104,11 @@ class HttpUpstream:
         *,
         max_tokens: int,
         prompt: WirePrompt | None = None,
+        api_key: str | None = None,
     ) -> Answer:
+        """`api_key`: this call's key instead of the upstream's own (a gateway token)."""
         prompt = prompt or WirePrompt(messages, tools)
-        raw = self._request(prompt.body(self.model, max_tokens))
+        raw = self._request(prompt.body(self.model, max_tokens), api_key or self._api_key)
         started = time.monotonic()
         async with self._slots:
             try:
@@ -129,6 +134,8 @@ class HttpUpstream:
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         try:
+            if self._unix is not None:
+                return await asyncio.open_unix_connection(self._unix, limit=_MAX_HEAD)
             return await asyncio.open_connection(
                 self._host,
                 self._port,

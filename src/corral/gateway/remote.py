@@ -1,0 +1,136 @@
+"""A gateway service shared by worker processes: one set of limits and budgets.
+
+A gateway holds its rate limits and budgets in the process that runs it, so two worker
+processes with a gateway each would each allow the full limit. When one machine runs
+several workers (one Python process uses one core), they share one service instead
+(`corral gateway serve`, or the fleet benchmark's parent process): a worker asks the
+service's admin socket for a token per attempt, carrying the attempt's budget scope,
+and sends that attempt's model calls to the public socket with it. Limits, budgets,
+fallbacks and recording then apply once, for the whole fleet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from corral.domain import Completion, Message, ToolSpec
+from corral.domain.errors import BudgetExceeded, ProviderError, RateLimited
+from corral.gateway.budget import BudgetScope
+from corral.gateway.face import COST_HEADER
+from corral.gateway.upstream import _MAX_HEAD, HttpUpstream, _read_response
+from corral.models.openai_format import one_line
+
+__all__ = ["GatewayService", "RemoteModel"]
+
+
+class GatewayService:
+    """The client side of a gateway service reached over its two Unix sockets."""
+
+    def __init__(self, public: str | Path, admin: str | Path) -> None:
+        self.public = str(public)
+        self.admin = str(admin)
+        self._upstreams: dict[str, HttpUpstream] = {}
+
+    async def _admin(self, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        raw = json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json"
+                f"\r\nContent-Length: {len(raw)}\r\nConnection: close\r\n\r\n")  # fmt: skip
+        try:
+            reader, writer = await asyncio.open_unix_connection(self.admin, limit=_MAX_HEAD)
+        except OSError as exc:
+            raise ProviderError(f"gateway service {self.admin}: cannot connect: {exc}") from None
+        try:
+            writer.write(head.encode() + raw)
+            await writer.drain()
+            status, _headers, data, _keep = await _read_response(reader)
+        finally:
+            writer.close()
+        try:
+            answer: dict[str, Any] = json.loads(data)
+        except ValueError:
+            answer = {}
+        if status >= 400:
+            message = (answer.get("error") or {}).get("message") or f"HTTP {status}"
+            raise ProviderError(f"gateway service: {one_line(str(message))}", status=status)
+        return answer
+
+    async def issue(
+        self, scope: BudgetScope, *, models: Sequence[str] | None = None,
+        budgets: Mapping[str, float] | None = None, ttl_s: float | None = None,
+    ) -> str:  # fmt: skip
+        """A token for one attempt's calls (budgets: limits to set first, by key)."""
+        fields = {"attempt": scope.attempt, "task": scope.task, "campaign": scope.campaign}
+        body: dict[str, Any] = {"scope": fields, "models": list(models or [])}
+        if budgets:
+            body["budgets"] = dict(budgets)
+        if ttl_s:
+            body["ttl_s"] = ttl_s
+        return str((await self._admin("POST", "/admin/tokens", body))["token"])
+
+    async def revoke(self, token: str) -> None:
+        await self._admin("POST", "/admin/tokens/revoke", {"token": token})
+
+    def model(self, deployment: str, scope: BudgetScope, *, context_window: int = 128_000,
+              budgets: Mapping[str, float] | None = None) -> RemoteModel:  # fmt: skip
+        return RemoteModel(self, deployment, scope, context_window, budgets)
+
+    def upstream(self, deployment: str, context_window: int) -> HttpUpstream:
+        """One keep-alive connection pool per deployment, shared by every attempt."""
+        found = self._upstreams.get(deployment)
+        if found is None:
+            found = HttpUpstream(
+                "http://gateway/v1", deployment, api_key=None,
+                context_window=context_window, unix_socket=self.public,
+            )  # fmt: skip
+            self._upstreams[deployment] = found
+        return found
+
+    async def aclose(self) -> None:
+        for upstream in self._upstreams.values():
+            await upstream.aclose()
+        self._upstreams.clear()
+
+
+class RemoteModel:
+    """An attempt's model, served by the gateway service under the attempt's token."""
+
+    def __init__(
+        self, service: GatewayService, deployment: str, scope: BudgetScope,
+        context_window: int, budgets: Mapping[str, float] | None,
+    ) -> None:  # fmt: skip
+        self.service = service
+        self.deployment = deployment
+        self.scope = scope
+        self.name = f"gateway:{deployment}"
+        self.context_window = context_window
+        self._budgets = budgets
+        self._token: str | None = None
+
+    async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
+        if self._token is None:  # asked on first use: building the model stays synchronous
+            self._token = await self.service.issue(
+                self.scope, models=[self.deployment], budgets=self._budgets
+            )
+        upstream = self.service.upstream(self.deployment, self.context_window)
+        try:
+            # max_tokens 0: the deployment's own limit, set in the service's config.
+            completion, headers = await upstream.call(
+                messages, tools, max_tokens=0, api_key=self._token
+            )
+        except ProviderError as exc:
+            if exc.status == 402:
+                raise BudgetExceeded(str(exc)) from None
+            if exc.status == 429:
+                raise RateLimited(str(exc), status=429) from None
+            raise
+        cost = float(headers.get(COST_HEADER) or 0.0)
+        return completion.model_copy(update={"cost_usd": cost})
+
+    async def aclose(self) -> None:
+        token, self._token = self._token, None
+        if token is not None:
+            await self.service.revoke(token)

@@ -1,0 +1,91 @@
+"""Worker processes share one gateway service: per-attempt tokens, one set of budgets."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from corral.domain import ProviderError
+from corral.domain.errors import BudgetExceeded
+from corral.gateway import BudgetScope, Face, Gateway
+from corral.gateway.face import serve_face
+from corral.gateway.remote import GatewayService
+from corral.testing import FakeProvider
+
+from .conftest import ask, config, deployment
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[Face, Path, Path]]:
+    public, admin = tmp_path / "gw.sock", tmp_path / "gw.admin"
+    async with FakeProvider() as fp:
+        gw = Gateway(config(deployment("d", fp)), env={})
+        face = Face(gw)
+        ready = asyncio.Event()
+        serving = asyncio.create_task(
+            serve_face(face, str(public), admin_path=str(admin), on_ready=lambda _: ready.set())
+        )
+        await ready.wait()
+        async with gw:
+            yield face, public, admin
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+
+
+async def test_a_remote_attempt_is_charged_to_its_own_scope(
+    service: tuple[Face, Path, Path],
+) -> None:
+    face, public, admin = service
+    client = GatewayService(public, admin)
+    model = client.model("d", BudgetScope(attempt="a1", task="t1", campaign="c1"))
+    done = await model.complete(ask(), [])
+    assert done.tool_calls and done.cost_usd > 0
+    ledger = face.gateway.ledger
+    for key in ("attempt:a1", "task:t1", "campaign:c1"):
+        assert (await ledger.state(key)).spent_usd == pytest.approx(done.cost_usd)
+    # Its token ends with the attempt: a call made with it afterwards is refused.
+    token = model._token
+    await model.aclose()
+    assert token is not None and face.grants.lookup(token) is None
+    await client.aclose()
+
+
+async def test_two_workers_share_one_campaign_budget(service: tuple[Face, Path, Path]) -> None:
+    """Each worker process has its own client; the budget holds across both."""
+    face, public, admin = service
+    one = (
+        await GatewayService(public, admin).model("d", BudgetScope(attempt="x")).complete(ask(), [])
+    )
+    budget = {"campaign:shared": one.cost_usd * 10}
+    workers = [GatewayService(public, admin) for _ in range(2)]
+    outcome: list[tuple[int, bool]] = []  # (worker, served)
+    for i in range(40):
+        scope = BudgetScope(attempt=f"a{i}", campaign="shared")
+        try:
+            await workers[i % 2].model("d", scope, budgets=budget).complete(ask(i), [])
+            outcome.append((i % 2, True))
+        except BudgetExceeded:
+            outcome.append((i % 2, False))
+    served = [ok for _, ok in outcome]
+    first_refusal = served.index(False)
+    # Both workers were served until the shared budget ran out; then both were refused.
+    assert first_refusal >= 2 and {w for w, _ in outcome[:first_refusal]} == {0, 1}
+    assert not any(served[first_refusal:])
+    spent = (await face.gateway.ledger.state("campaign:shared")).spent_usd
+    assert spent <= budget["campaign:shared"]
+    for worker in workers:
+        await worker.aclose()
+
+
+async def test_an_unknown_deployment_or_a_gone_service_is_one_clear_error(
+    service: tuple[Face, Path, Path], tmp_path: Path
+) -> None:
+    _, public, admin = service
+    with pytest.raises(ProviderError, match=r"nope"):
+        await GatewayService(public, admin).model("nope", BudgetScope()).complete(ask(), [])
+    gone = GatewayService(tmp_path / "none.sock", tmp_path / "none.admin")
+    with pytest.raises(ProviderError, match="cannot connect"):
+        await gone.model("d", BudgetScope()).complete(ask(), [])
