@@ -1,8 +1,9 @@
 """One leased attempt in the fleet: run it, keep the lease alive, and stop it when it must.
 
-Beside the agent run, a guard renews the lease (fenced by the token), watches for
-progress (a new event), and honours cancellation. A zombie, a cancelled task or a lost
-lease cancels the run, which closes the sandbox and so kills its whole process tree.
+Beside the agent run, the process's lease keeper renews the lease (fenced by the token,
+one write for all attempts); on each beat the attempt checks for progress (a new event)
+and cancellation. A zombie, a cancelled task or a lost lease cancels the run, which
+closes the sandbox and so kills its whole process tree.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -35,6 +37,7 @@ from corral.models.resume import ResumeModel
 from corral.orchestrator.delivery import deliver, secret_hold
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
+from corral.orchestrator.leases import LeaseKeeper
 from corral.orchestrator.models import FleetModels
 from corral.orchestrator.policy import default_redactor, task_policy
 from corral.orchestrator.resume import recorded_turns
@@ -74,18 +77,25 @@ async def run_job(
     on_event: EventHook | None = None,
     models: FleetModels | None = None,
     egress: FleetEgress | None = None,
+    keeper: LeaseKeeper | None = None,
 ) -> None:
+    """Run one attempt. `models`, `egress` and `keeper` are shared by a worker's attempts;
+    without them the attempt makes (and closes) its own."""
     task = job.task or await store.get_task(job.task_id)
     campaign = job.campaign or await store.get_campaign(job.campaign_id)
     if campaign is None:
         return
     fleet_models = models or FleetModels(env=settings.env)
+    own_keeper = keeper or LeaseKeeper(store, settings.heartbeat_s, settings.lease_ttl_s)
     runner = _Runner(
-        store, job.lease, task, campaign, settings, on_event, fleet_models, egress or FleetEgress()
-    )
+        store, job.lease, task, campaign, settings, on_event, fleet_models,
+        egress or FleetEgress(), own_keeper,
+    )  # fmt: skip
     try:
         await runner.run()
     finally:
+        if keeper is None:
+            await own_keeper.close()
         if models is None:
             await fleet_models.aclose()
 
@@ -101,10 +111,12 @@ class _Runner:
         on_event: EventHook | None,
         models: FleetModels,
         egress: FleetEgress,
+        keeper: LeaseKeeper,
     ) -> None:
         self.store, self.lease, self.task, self.campaign = store, lease, task, campaign
         self.models = models
         self.egress = egress
+        self.keeper = keeper
         self.channel: EgressChannel | None = None
         self.settings = settings
         self.on_event = on_event
@@ -160,7 +172,7 @@ class _Runner:
                 policy=policy, approved=(self.task.result or {}).get("approved", ()),
             )
         )  # fmt: skip
-        guard = asyncio.create_task(self._guard(main))
+        self.keeper.keep(self.lease, functools.partial(self._on_beat, main))
         try:
             out = await main
         except asyncio.CancelledError:
@@ -176,9 +188,7 @@ class _Runner:
             return
         finally:
             await self._close_channel()
-            guard.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await guard
+            self.keeper.release(self.lease)
             close = getattr(model, "aclose", None)
             if close is not None:
                 with contextlib.suppress(Exception):
@@ -201,25 +211,21 @@ class _Runner:
             )
         ]  # fmt: skip
 
-    async def _guard(self, main: asyncio.Task[object]) -> None:
-        s = self.settings
-        while not main.done():
-            await asyncio.sleep(s.heartbeat_s)
-            try:
-                held, cancel = await self.store.heartbeat(self.lease, s.lease_ttl_s)
-            except CorralError as e:
-                log.warning("heartbeat failed for %s: %s", self.lease.attempt_id, e)
-                continue
-            idle = time.monotonic() - self.last_progress
-            if not held:
-                self.stop = _Stop("lease_lost", "the lease was lost (another worker took over)")
-            elif cancel:
-                self.stop = _Stop("cancelled", "cancelled on request")
-            elif idle > s.zombie_after_s:
-                self.stop = _Stop("zombie", f"zombie: no progress for {idle:.0f}s; killed")
-            if self.stop is not None:
-                main.cancel()
-                return
+    def _on_beat(self, main: asyncio.Task[object], held: bool, cancel: bool) -> None:
+        """After each heartbeat: stop the run if the lease is lost, the task cancelled, or
+        nothing has happened for too long."""
+        if main.done() or self.stop is not None:
+            return
+        idle = time.monotonic() - self.last_progress
+        if not held:
+            self.stop = _Stop("lease_lost", "the lease was lost (another worker took over)")
+        elif cancel:
+            self.stop = _Stop("cancelled", "cancelled on request")
+        elif idle > self.settings.zombie_after_s:
+            self.stop = _Stop("zombie", f"zombie: no progress for {idle:.0f}s; killed")
+        if self.stop is not None:
+            self.keeper.release(self.lease)
+            main.cancel()
 
     async def _stopped(self, stop: _Stop) -> None:
         if stop.why == "lease_lost":

@@ -13,6 +13,7 @@ from typing import Protocol
 from corral.orchestrator.attempt import AttemptJob, run_job
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook
+from corral.orchestrator.leases import LeaseKeeper
 from corral.orchestrator.models import FleetModels
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
@@ -50,6 +51,8 @@ class LocalExecutor:
         self.on_done = on_done
         self.on_event = on_event
         self.models = models
+        # One heartbeat write for all of this executor's attempts.
+        self.keeper = LeaseKeeper(store, settings.heartbeat_s, settings.lease_ttl_s)
         self._tasks: dict[str, asyncio.Task[None]] = {}
 
     @property
@@ -62,7 +65,10 @@ class LocalExecutor:
 
     async def _run(self, job: AttemptJob) -> None:
         try:
-            await run_job(self.store, job, self.settings, self.on_event, self.models, self.egress)
+            await run_job(
+                self.store, job, self.settings, self.on_event, self.models, self.egress,
+                self.keeper,
+            )  # fmt: skip
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -81,6 +87,7 @@ class LocalExecutor:
                 t.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+        await self.keeper.close()
 
 
 class SimulatedExecutor:

@@ -66,6 +66,7 @@ _FINISH_TASK = (
     )
 )  # fmt: skip
 UNFINISHED = [s.value for s in TaskState if s not in TERMINAL]
+_HEARTBEAT_CHUNK = 500  # leases per statement: well under any bound-parameter limit
 
 
 @retry_public_ops
@@ -309,27 +310,49 @@ class FleetOps:
 
     async def heartbeat(self, lease: Lease, ttl_s: float) -> tuple[bool, bool]:
         """Renew the lease. Returns (still held, cancel requested)."""
+        return (await self.heartbeat_many([lease], ttl_s))[lease.attempt_id]
 
-        def go(conn: sa.Connection) -> tuple[bool, bool]:
+    async def heartbeat_many(
+        self, leases: Sequence[Lease], ttl_s: float
+    ) -> dict[str, tuple[bool, bool]]:
+        """Renew many leases in one UPDATE (each fenced by its token): per attempt id,
+        (still held, cancel requested). A worker's attempts beat together, not one by one."""
+
+        def go(conn: sa.Connection) -> dict[str, tuple[bool, bool]]:
             now = utcnow()
-            res = conn.execute(
-                attempts.update()
-                .where(
-                    attempts.c.id == lease.attempt_id,
-                    attempts.c.fencing_token == lease.token,
-                    attempts.c.status == RunStatus.running.value,
+            held: set[str] = set()
+            cancelled: set[tuple[str, int]] = set()
+            for i in range(0, len(leases), _HEARTBEAT_CHUNK):
+                chunk = leases[i : i + _HEARTBEAT_CHUNK]
+                renew = (
+                    attempts.update()
+                    .where(
+                        sa.tuple_(attempts.c.id, attempts.c.fencing_token).in_(
+                            [(lease.attempt_id, lease.token) for lease in chunk]
+                        ),
+                        attempts.c.status == RunStatus.running.value,
+                    )
+                    .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl_s))
+                    .returning(attempts.c.id)
                 )
-                .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=ttl_s))
-            )
-            flag = conn.scalar(
-                sa.select(tasks.c.cancel_requested).where(
-                    tasks.c.id == lease.task_id, tasks.c.lease_token == lease.token
+                held.update(conn.execute(renew).scalars())
+                flagged = sa.select(tasks.c.id, tasks.c.lease_token).where(
+                    tasks.c.id.in_([lease.task_id for lease in chunk]),
+                    tasks.c.cancel_requested == sa.true(),
                 )
-            )
-            return bool(res.rowcount), bool(flag)
+                cancelled.update((row.id, row.lease_token) for row in conn.execute(flagged))
+            return {
+                lease.attempt_id: (
+                    lease.attempt_id in held,
+                    (lease.task_id, lease.token) in cancelled,
+                )
+                for lease in leases
+            }
 
-        held: tuple[bool, bool] = await self.writer.run(go)
-        return held
+        if not leases:
+            return {}
+        beats: dict[str, tuple[bool, bool]] = await self.writer.run(go)
+        return beats
 
     async def finish_attempt(
         self,
