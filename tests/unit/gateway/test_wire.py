@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import json
+from typing import Any
+
+from pytest import MonkeyPatch
 
 from corral.domain import Message, ToolCall, ToolSpec
 from corral.gateway.wire import WirePrompt, tools_json
@@ -56,3 +60,69 @@ def test_tool_json_is_reused_for_the_same_specs_only() -> None:
     assert tools_json(tools) is tools_json(list(tools))
     other = (ToolSpec(name="think", description="t", parameters={"type": "object"}),)
     assert '"think"' in tools_json(other) and '"think"' not in tools_json(tools)
+
+
+def _conversation(n: int) -> list[Message]:
+    out = _messages()
+    for i in range(n):
+        call = ToolCall(id=f"c{i}", name="bash", arguments={"command": f"cat 'f{i}' \"q\"\n"})
+        out.append(Message(role="assistant", content=f"step {i} ✓", tool_calls=(call,)))
+        out.append(Message(role="tool", content=f"out {i}\t\\ </x>", tool_call_id=f"c{i}"))
+    return out
+
+
+def test_body_is_byte_identical_to_dumping_the_whole_request_every_time() -> None:
+    msgs, tools = _conversation(50), _tools()
+    whole = {"model": "m", "messages": messages_to_openai(msgs), "max_tokens": 9,
+             "tools": tools_to_openai(tools)}  # fmt: skip
+    expected = json.dumps(whole, separators=(",", ":"), ensure_ascii=False).encode()
+    first = WirePrompt(msgs, tools)
+    again = WirePrompt(msgs, tools)  # from the kept encodings this time
+    assert first.body("m", 9) == expected and again.body("m", 9) == expected
+    assert first.estimated_tokens == again.estimated_tokens
+
+
+def test_a_grown_conversation_encodes_only_its_new_message(monkeypatch: MonkeyPatch) -> None:
+    import corral.gateway.wire as wire
+    import corral.models.openai_format as fmt
+
+    encoded: list[Message] = []
+    real = fmt.message_to_openai
+
+    def spy(message: Message) -> dict[str, Any]:
+        encoded.append(message)
+        return real(message)
+
+    monkeypatch.setattr(fmt, "message_to_openai", spy)
+    monkeypatch.setattr(wire, "message_to_openai", spy, raising=False)
+    msgs = _conversation(100)
+    WirePrompt(msgs, ())
+    assert len(encoded) == len(msgs) == 204
+    new = Message(role="user", content="and now?")
+    grown = WirePrompt([*msgs, new], ())
+    assert encoded[204:] == [new]
+    assert json.loads(grown.messages_json) == messages_to_openai([*msgs, new])
+
+
+def test_a_freed_message_takes_its_encoding_with_it() -> None:
+    from corral.gateway.wire import _messages, message_json
+
+    before = len(_messages)
+    for i in range(200):  # CPython hands a freed object's id (its address) to the next one
+        m = Message(role="user", content=f"message {i}")
+        assert json.loads(message_json(m)) == {"role": "user", "content": f"message {i}"}
+        del m
+    gc.collect()
+    assert len(_messages) == before
+
+
+def test_equal_tool_sets_of_other_objects_encode_alike_and_go_when_freed() -> None:
+    from corral.gateway.wire import _tool_sets
+
+    before = len(_tool_sets)
+    for _ in range(50):
+        tools = _tools()  # new objects each time, as every agent makes its own
+        assert json.loads(tools_json(tools)) == tools_to_openai(tools)
+        del tools
+    gc.collect()
+    assert len(_tool_sets) == before
