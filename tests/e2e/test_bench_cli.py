@@ -57,6 +57,19 @@ def test_fleet_json_reports_every_field(tmp_path: Path) -> None:
 
 
 @pytest.mark.bwrap
+def test_fleet_with_two_worker_processes_sharing_the_gateway(tmp_path: Path) -> None:
+    p = _run("--agents", "6", "--steps", "2", "--latency", "0.05", "--workers", "2",
+             "--no-baseline", "--json", cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    assert report["workers"] == 2 and report["failed"] == 0 and report["error"] is None, report
+    # Every call crossed the shared gateway service to the provider; every step was timed
+    # in the worker process that ran it.
+    assert report["model_requests"] == 12 and report["sched_delay_samples"] == 12
+    assert report["cpu_children_s"] > 0  # the work ran in the worker processes
+
+
+@pytest.mark.bwrap
 def test_fleet_text_output_in_bwrap(tmp_path: Path) -> None:
     p = _run("--agents", "2", "--steps", "1", "--latency", "0", "--no-baseline", cwd=tmp_path)
     assert p.returncode == 0, p.stderr

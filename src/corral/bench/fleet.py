@@ -16,7 +16,11 @@ Two delays are reported:
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import json
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -25,10 +29,11 @@ from pathlib import Path
 from typing import Any
 
 from corral.bench.provider import ProviderProcess
-from corral.bench.rss import RssSampler
+from corral.bench.rss import RssPeak, RssSampler
 from corral.bench.workload import OUTPUT_RE, make_repo, summarize_ms, task_text
 from corral.domain import CampaignSpec, Completion, Event, Message, Observed, TaskSpec, ToolSpec
-from corral.gateway import BudgetScope, Gateway, parse_config
+from corral.gateway import BudgetScope, Face, Gateway, parse_config
+from corral.gateway.face import serve_face
 from corral.orchestrator.hooks import register_model
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
@@ -48,6 +53,9 @@ class FleetParams:
     tpm: int | None = None
     heartbeat_s: float = 5.0
     store_url: str | None = None
+    # Worker processes (one core each); with more than one they share this process's
+    # gateway as a service (fleet-wide limits) and one store.
+    workers: int = 1
     # Diagnostic only: rebuild the store's read engine with this pool (size, no overflow,
     # no checkout timeout) to see past the shipped pool's limits. None = as shipped.
     db_pool: int | None = None
@@ -67,6 +75,11 @@ class _TimedModel:
         done = await self.inner.complete(messages, tools)
         self.answered[self.agent] = time.time()
         return done
+
+    async def aclose(self) -> None:
+        close = getattr(self.inner, "aclose", None)  # a gateway service's token, say
+        if close is not None:
+            await close()
 
 
 def _gateway_config(base_url: str, params: FleetParams) -> Any:
@@ -115,24 +128,56 @@ async def run_fleet(params: FleetParams, home: Path | None = None) -> dict[str, 
             steps=params.steps, latency=params.latency, rpm=params.rpm, tpm=params.tpm
         ) as provider:
             async with Gateway(_gateway_config(provider.base_url, params), env={}) as gw:
-                report = await _run(params, root, repo, gw)
+                run = _run if params.workers == 1 else _run_workers
+                report = await run(params, root, repo, gw)
         report["model_requests"] = provider.requests
         return report
 
 
+class Probe:
+    """The gateway's answer times per agent, and from them each step's scheduling delay."""
+
+    def __init__(self) -> None:
+        self.answered: dict[str, float] = {}
+        self.delays: list[float] = []
+
+    def timed(self, model: Model, agent: str) -> Model:
+        return _TimedModel(model, agent, self.answered)
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, Observed):
+            found = OUTPUT_RE.search(event.output)
+            if found and found.group(1) in self.answered:
+                self.delays.append(float(found.group(3)) - self.answered[found.group(1)])
+
+
+def worker_settings(params: FleetParams, home: Path, concurrency: int) -> WorkerSettings:
+    return WorkerSettings(
+        concurrency=concurrency,
+        heartbeat_s=params.heartbeat_s,
+        lease_ttl_s=max(30.0, params.heartbeat_s * 6),
+        poll_s=0.05,
+        home=home,
+        env={},
+    )
+
+
+@dataclass
+class _Measured:
+    wall: float
+    cpu0: os.times_result
+    cpu1: os.times_result
+    peak: RssPeak
+    delays: list[float]
+    error: str | None
+
+
 async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict[str, Any]:
-    answered: dict[str, float] = {}
-    delays: list[float] = []
+    probe = Probe()
 
     def factory(spec: str, task: TaskRow, env: Any) -> Model:
         scope = BudgetScope(task=task.id, campaign=task.campaign_id)
-        return _TimedModel(gw.model(spec[len(MODEL_PREFIX) :], scope=scope), task.key, answered)
-
-    def on_event(event: Event) -> None:
-        if isinstance(event, Observed):
-            found = OUTPUT_RE.search(event.output)
-            if found and found.group(1) in answered:
-                delays.append(float(found.group(3)) - answered[found.group(1)])
+        return probe.timed(gw.model(spec[len(MODEL_PREFIX) :], scope=scope), task.key)
 
     register_model(MODEL_PREFIX, factory)
     store = await Store.open(params.store_url, home=root / ".corral")
@@ -140,15 +185,8 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
         await _widen_pool(store, params.db_pool)
     try:
         cid = await store.create_campaign(_campaign(params, repo))
-        settings = WorkerSettings(
-            concurrency=params.agents,
-            heartbeat_s=params.heartbeat_s,
-            lease_ttl_s=max(30.0, params.heartbeat_s * 6),
-            poll_s=0.05,
-            home=root / ".corral",
-            env={},
-        )
-        worker = Worker(store, settings, campaign_id=cid, on_event=on_event)
+        settings = worker_settings(params, root / ".corral", params.agents)
+        worker = Worker(store, settings, campaign_id=cid, on_event=probe.on_event)
         sampler = RssSampler().start()
         cpu0 = os.times()
         t0 = time.perf_counter()
@@ -161,10 +199,69 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
             wall = time.perf_counter() - t0
             cpu1 = os.times()
             peak = sampler.stop()
-        summary = await store.summary(cid)
-        admission = await _admission_delays(store, cid)
+        measured = _Measured(wall, cpu0, cpu1, peak, probe.delays, error)
+        return await _report(params, store, cid, measured)
     finally:
         await store.close()
+
+
+async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict[str, Any]:
+    """K worker processes over one store, sharing this process's gateway as a service."""
+    store = await Store.open(params.store_url, home=root / ".corral")
+    try:
+        cid = await store.create_campaign(_campaign(params, repo))
+        public, admin = root / "gateway.sock", root / "gateway.admin"
+        ready = asyncio.Event()
+        serving = asyncio.create_task(
+            serve_face(Face(gw), str(public), admin_path=str(admin), on_ready=lambda _: ready.set())
+        )
+        await ready.wait()
+        config = {
+            "params": dataclasses.asdict(params), "home": str(root / ".corral"),
+            "campaign": cid, "public": str(public), "admin": str(admin),
+            "concurrency": -(-params.agents // params.workers),
+        }  # fmt: skip
+        sampler = RssSampler().start()
+        cpu0 = os.times()
+        t0 = time.perf_counter()
+        procs = [
+            await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "corral.bench.fleet_worker",
+                json.dumps(config),
+                stdout=asyncio.subprocess.PIPE,
+            )
+            for _ in range(params.workers)
+        ]
+        outputs = [(await proc.communicate())[0] for proc in procs]
+        wall = time.perf_counter() - t0
+        cpu1 = os.times()
+        peak = sampler.stop()
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        delays: list[float] = []
+        errors: list[str] = []
+        for proc, out in zip(procs, outputs, strict=True):
+            try:
+                part = json.loads(out.decode().strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                errors.append(f"a worker process exited {proc.returncode} without a report")
+                continue
+            delays += part["delays"]
+            if part.get("error"):
+                errors.append(part["error"])
+        measured = _Measured(wall, cpu0, cpu1, peak, delays, "; ".join(errors) or None)
+        return await _report(params, store, cid, measured)
+    finally:
+        await store.close()
+
+
+async def _report(
+    params: FleetParams, store: Store, campaign_id: str, m: _Measured
+) -> dict[str, Any]:
+    summary = await store.summary(campaign_id)
+    admission = await _admission_delays(store, campaign_id)
     counts = summary["counts"]
     ok = int(counts.get("succeeded", 0))
     ideal = params.steps * params.latency
@@ -174,34 +271,37 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
         "steps": params.steps,
         "latency_s": params.latency,
         "sandbox": params.sandbox,
-        "wall_s": round(wall, 3),
+        "workers": params.workers,
+        "wall_s": round(m.wall, 3),
         "ideal_s": round(ideal, 3),
-        "wall_over_ideal": round(wall / ideal, 3) if ideal else None,
-        "steps_per_s": round(len(delays) / wall, 1),  # commands that ran, not planned
-        "sched_delay_p50_ms": summarize_ms(delays)["p50_ms"],
-        "sched_delay_p99_ms": summarize_ms(delays)["p99_ms"],
-        "sched_delay_samples": len(delays),
+        "wall_over_ideal": round(m.wall / ideal, 3) if ideal else None,
+        "steps_per_s": round(len(m.delays) / m.wall, 1),  # commands that ran, not planned
+        "sched_delay_p50_ms": summarize_ms(m.delays)["p50_ms"],
+        "sched_delay_p99_ms": summarize_ms(m.delays)["p99_ms"],
+        "sched_delay_samples": len(m.delays),
         "admission_delay_p50_ms": summarize_ms(admission)["p50_ms"],
         "admission_delay_p99_ms": summarize_ms(admission)["p99_ms"],
-        "peak_rss_mb": peak.peak_mb,
-        "rss_per_agent_mb": round(peak.peak_mb / params.agents, 2),
-        "procs_at_peak": peak.procs_at_peak,
-        "cpu_user_s": round(cpu1.user - cpu0.user, 2),
-        "cpu_sys_s": round(cpu1.system - cpu0.system, 2),
-        "cpu_children_s": round(
-            cpu1.children_user + cpu1.children_system - cpu0.children_user - cpu0.children_system,
-            2,
-        ),
+        "peak_rss_mb": m.peak.peak_mb,
+        "rss_per_agent_mb": round(m.peak.peak_mb / params.agents, 2),
+        "procs_at_peak": m.peak.procs_at_peak,
+        "cpu_user_s": round(m.cpu1.user - m.cpu0.user, 2),
+        "cpu_sys_s": round(m.cpu1.system - m.cpu0.system, 2),
+        "cpu_children_s": round(_children_cpu(m.cpu1) - _children_cpu(m.cpu0), 2),
         "failed": params.agents - ok,
-        "error": error,
+        "error": m.error,
         "task_states": dict(counts),
         "settings": {
             "concurrency": params.agents,
+            "workers": params.workers,
             "heartbeat_s": params.heartbeat_s,
             "store": "postgres" if params.store_url else "sqlite",
             "db_pool": params.db_pool or "as shipped (5+10, 30 s timeout)",
         },
     }
+
+
+def _children_cpu(t: os.times_result) -> float:
+    return t.children_user + t.children_system
 
 
 async def _widen_pool(store: Store, size: int) -> None:

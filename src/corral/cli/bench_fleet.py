@@ -36,14 +36,16 @@ def fleet_report(
     rpm: int | None,
     tpm: int | None,
     baseline: bool,
+    workers: int = 1,
 ) -> dict[str, Any]:
     """Corral's run, then (optionally) the baseline in a fresh process, and their ratio."""
     from corral.bench import mini
     from corral.bench.fleet import FleetParams, run_fleet
 
     params = FleetParams(
-        agents=agents, steps=steps, latency=latency, sandbox=sandbox, rpm=rpm, tpm=tpm
-    )
+        agents=agents, steps=steps, latency=latency, sandbox=sandbox, rpm=rpm, tpm=tpm,
+        workers=workers,
+    )  # fmt: skip
     report = asyncio.run(run_fleet(params))
     if baseline:
         if not mini.available():
@@ -70,6 +72,10 @@ def bench_fleet(
     baseline: Annotated[
         bool, typer.Option("--baseline/--no-baseline", help="Also run mini-swe-agent.")
     ] = True,
+    workers: Annotated[
+        int,
+        typer.Option("--workers", min=1, help="Worker processes (they share one gateway service)."),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """N scripted agents x S steps through campaign, worker, sandbox, gateway and store."""
@@ -84,6 +90,7 @@ def bench_fleet(
         rpm=rpm,
         tpm=tpm,
         baseline=baseline,
+        workers=workers,
     )
     if as_json:
         typer.echo(json.dumps(report))

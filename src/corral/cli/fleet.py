@@ -54,9 +54,29 @@ GatewayOpt = Annotated[
 ]
 
 
-def _models(gateway: Path | None) -> FleetModels:
-    """Provider calls go through a gateway: the configured one, or one per model spec."""
+ServiceOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--gateway-socket",
+        help="A running `corral serve` (its socket; the admin socket is SOCKET.admin), "
+        "shared with other workers so limits and budgets hold for all of them.",
+    ),
+]
+
+
+def _models(gateway: Path | None, service: Path | None = None) -> FleetModels:
+    """Provider calls go through a gateway: a shared service, the configured one, or one
+    per model spec."""
     env = dict(os.environ)
+    if service is not None:
+        if gateway is not None:
+            fail("use --gateway or --gateway-socket, not both (the service has its own config)")
+        if not service.is_socket():
+            fail(f"no gateway service at {service}: start one with `corral serve`")
+        from corral.gateway.remote import GatewayService
+
+        admin = service.with_name(service.name + ".admin")
+        return FleetModels(service=GatewayService(service, admin), env=env)
     if gateway is None:
         return FleetModels(env=env)
     from corral.gateway import Gateway
@@ -286,10 +306,12 @@ def worker(
     zombie_after: ZombieOpt = 600.0,
     lease_ttl: LeaseOpt = 15.0,
     gateway: GatewayOpt = None,
+    gateway_socket: ServiceOpt = None,
     home: HomeOpt = Path(".corral"),
     store: StoreOpt = None,
 ) -> None:
     """Run the scheduler and executor against the store until stopped (Ctrl-C, SIGTERM)."""
+    models = _models(gateway, gateway_socket)
     metrics = FleetMetrics()
     if metrics_port is not None:
         from prometheus_client import start_http_server
@@ -303,7 +325,7 @@ def worker(
             loop.add_signal_handler(sig, stop.set)
         w = Worker(
             s, _settings(home, concurrency, zombie_after, lease_ttl), metrics=metrics,
-            models=_models(gateway),
+            models=models,
         )  # fmt: skip
         typer.echo(f"worker {w.owner} running (concurrency {concurrency})", err=True)
 

@@ -3,7 +3,7 @@
 A gateway holds its rate limits and budgets in the process that runs it, so two worker
 processes with a gateway each would each allow the full limit. When one machine runs
 several workers (one Python process uses one core), they share one service instead
-(`corral gateway serve`, or the fleet benchmark's parent process): a worker asks the
+(`corral serve`, or the fleet benchmark's parent process): a worker asks the
 service's admin socket for a token per attempt, carrying the attempt's budget scope,
 and sends that attempt's model calls to the public socket with it. Limits, budgets,
 fallbacks and recording then apply once, for the whole fleet.
@@ -61,10 +61,13 @@ class GatewayService:
     async def issue(
         self, scope: BudgetScope, *, models: Sequence[str] | None = None,
         budgets: Mapping[str, float] | None = None, ttl_s: float | None = None,
+        priority: int = 0,
     ) -> str:  # fmt: skip
         """A token for one attempt's calls (budgets: limits to set first, by key)."""
-        fields = {"attempt": scope.attempt, "task": scope.task, "campaign": scope.campaign}
+        fields = {"attempt": scope.attempt, "task": scope.task, "campaign": scope.campaign,
+                  "team": scope.team}  # fmt: skip
         body: dict[str, Any] = {"scope": fields, "models": list(models or [])}
+        body["priority"] = priority
         if budgets:
             body["budgets"] = dict(budgets)
         if ttl_s:
@@ -74,9 +77,14 @@ class GatewayService:
     async def revoke(self, token: str) -> None:
         await self._admin("POST", "/admin/tokens/revoke", {"token": token})
 
-    def model(self, deployment: str, scope: BudgetScope, *, context_window: int = 128_000,
-              budgets: Mapping[str, float] | None = None) -> RemoteModel:  # fmt: skip
-        return RemoteModel(self, deployment, scope, context_window, budgets)
+    def model(
+        self, deployment: str, scope: BudgetScope, *, context_window: int = 128_000,
+        budgets: Mapping[str, float] | None = None, ttl_s: float | None = None,
+        priority: int = 0,
+    ) -> RemoteModel:  # fmt: skip
+        """An attempt's model; its token is asked for on the first call."""
+        grant = {"models": [deployment], "budgets": budgets, "ttl_s": ttl_s, "priority": priority}
+        return RemoteModel(self, deployment, scope, context_window, grant)
 
     def upstream(self, deployment: str, context_window: int) -> HttpUpstream:
         """One keep-alive connection pool per deployment, shared by every attempt."""
@@ -100,21 +108,19 @@ class RemoteModel:
 
     def __init__(
         self, service: GatewayService, deployment: str, scope: BudgetScope,
-        context_window: int, budgets: Mapping[str, float] | None,
+        context_window: int, grant: Mapping[str, Any],
     ) -> None:  # fmt: skip
         self.service = service
         self.deployment = deployment
         self.scope = scope
         self.name = f"gateway:{deployment}"
         self.context_window = context_window
-        self._budgets = budgets
+        self._grant = grant
         self._token: str | None = None
 
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
         if self._token is None:  # asked on first use: building the model stays synchronous
-            self._token = await self.service.issue(
-                self.scope, models=[self.deployment], budgets=self._budgets
-            )
+            self._token = await self.service.issue(self.scope, **self._grant)
         upstream = self.service.upstream(self.deployment, self.context_window)
         try:
             # max_tokens 0: the deployment's own limit, set in the service's config.

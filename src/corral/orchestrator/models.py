@@ -26,6 +26,7 @@ from corral.gateway import (
     TaskInfo,
 )
 from corral.gateway.budget import BudgetLedger
+from corral.gateway.remote import GatewayService
 from corral.models import parse_model_spec
 from corral.orchestrator.hooks import build_model, is_registered
 from corral.ports import Model
@@ -43,6 +44,9 @@ class FleetModels:
     """The gateway side of a worker: shared limits and one budget ledger."""
 
     gateway: Gateway | None = None  # a configured gateway (deployments, routes, budgets)
+    # A gateway service shared with other worker processes (`corral serve`): its
+    # deployments, limits and budgets hold for all of them.
+    service: GatewayService | None = None
     env: Mapping[str, str] | None = None
     ledger: BudgetLedger = field(default_factory=MemoryLedger)
     _by_spec: dict[str, Gateway] = field(default_factory=dict)
@@ -82,6 +86,15 @@ class FleetModels:
             attempt=lease.attempt_id, task=task.id, campaign=campaign.id, team=campaign.team
         )
         deadline = time.monotonic() + task.spec.timeout_s
+        if self.service is not None and (spec == ROUTE or is_provider_spec(spec)):
+            if spec == ROUTE:
+                raise ConfigError("model 'route' is not served through a gateway service yet")
+            usd = campaign.budget_usd
+            budgets = {f"campaign:{campaign.id}": usd} if usd is not None else None
+            remote = self.service.model(
+                spec, scope, budgets=budgets, ttl_s=task.spec.timeout_s, priority=task.priority
+            )
+            return remote, None
         if spec == ROUTE:
             if self.gateway is None or not self.gateway.config.routes:
                 raise ConfigError("model 'route' needs a gateway config with routes (--gateway)")
@@ -110,3 +123,5 @@ class FleetModels:
         for gw in self._by_spec.values():
             await gw.aclose()
         self._by_spec.clear()
+        if self.service is not None:
+            await self.service.aclose()

@@ -1,0 +1,52 @@
+"""One worker process of the multi-process fleet benchmark (`bench fleet --workers K`).
+
+    python -m corral.bench.fleet_worker CONFIG_JSON   # last line out: {"delays", "error"}
+
+Its attempts' model calls go to the parent's gateway service (`GatewayService`), so
+limits and budgets hold across every worker process, as they would in a deployment.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from corral.bench.fleet import MODEL_PREFIX, FleetParams, Probe, worker_settings
+from corral.gateway import BudgetScope
+from corral.gateway.remote import GatewayService
+from corral.orchestrator.hooks import register_model
+from corral.orchestrator.worker import Worker
+from corral.ports import Model
+from corral.store import Store, TaskRow
+
+
+async def _work(config: dict[str, Any]) -> dict[str, Any]:
+    params = FleetParams(**config["params"])
+    service = GatewayService(config["public"], config["admin"])
+    probe = Probe()
+
+    def factory(spec: str, task: TaskRow, env: Any) -> Model:
+        scope = BudgetScope(task=task.id, campaign=task.campaign_id)
+        return probe.timed(service.model(spec[len(MODEL_PREFIX) :], scope), task.key)
+
+    register_model(MODEL_PREFIX, factory)
+    home = Path(config["home"])
+    store = await Store.open(params.store_url, home=home)
+    error = None
+    try:
+        settings = worker_settings(params, home, int(config["concurrency"]))
+        worker = Worker(store, settings, campaign_id=config["campaign"], on_event=probe.on_event)
+        await worker.run(until_done=True)
+    except Exception as exc:  # reported to the parent, which says so in its report
+        error = f"worker crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+    finally:
+        await store.close()
+        await service.aclose()
+    return {"delays": probe.delays, "error": error}
+
+
+if __name__ == "__main__":
+    print(json.dumps(asyncio.run(_work(json.loads(sys.argv[1])))), flush=True)
