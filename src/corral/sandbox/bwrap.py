@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,6 +74,7 @@ class BwrapSandbox(BaseSandbox):
         self._warm: asyncio.Future[float | None] | None = None
         self._spot: Path | None = None  # the workspace's bind in the spawn room, if any
         self._spot_holds: set[str] = set()
+        self._init: int | None = None  # a pidfd of the sandbox's init (pid 1 inside)
 
     def _check_available(self) -> None:
         if self._bwrap is None:
@@ -168,6 +170,7 @@ class BwrapSandbox(BaseSandbox):
             info = await _read_info(info_r)
             child = int(str(info["child-pid"]))
             ns = os.readlink(f"/proc/{child}/ns/pid")
+            self._init = os.pidfd_open(child)
             os.write(block_w, b"go")
         except (OSError, ValueError, KeyError) as exc:
             raise SandboxError(f"bubblewrap failed to start: {exc}{driver.stray_note()}") from None
@@ -194,6 +197,14 @@ class BwrapSandbox(BaseSandbox):
         self._release_spot("all")
         if self._proc is not None:
             self._proc.kill()  # bwrap's init dies with it, and the namespace with that
+        if self._init is not None:
+            # Its death takes every process of the namespace along; sent directly it does
+            # not wait for bwrap's own exit, so the sweep below mostly finds nothing.
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._init, signal.SIGKILL)
+            await _exited(self._init, timeout=2.0)  # after every other process is gone
+            os.close(self._init)
+            self._init = None
         if self._driver is not None:
             await self._driver.sweep(everything=True)
         if self._cgroups is not None:
@@ -259,6 +270,25 @@ def _seccomp_fd() -> int:
     os.write(fd, _FILTER)
     os.lseek(fd, 0, os.SEEK_SET)
     return fd
+
+
+async def _exited(pidfd: int, *, timeout: float) -> None:
+    """Wait until the process exits (a pid namespace's init exits last of its namespace)."""
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+
+    def readable() -> None:
+        if not done.done():
+            done.set_result(None)
+
+    loop.add_reader(pidfd, readable)
+    try:
+        async with asyncio.timeout(timeout):
+            await done
+    except TimeoutError:
+        log.warning("a sandbox's init did not exit within %gs of SIGKILL", timeout)
+    finally:
+        loop.remove_reader(pidfd)
 
 
 async def _read_info(fd: int) -> dict[str, object]:

@@ -100,17 +100,6 @@ def bind(src: Path, dst: Path) -> None:
     _check(_libc.mount(bytes(src), bytes(dst), None, MS_BIND | MS_REC, None), "bind", dst)
 
 
-def make_shared(path: Path) -> None:
-    """Bind `path` on itself and make that mount shared: mounts made under it later
-    propagate to copies of it in other mount namespaces (see `sandbox.spawnroom`)."""
-    bind(path, path)
-    try:
-        _check(_libc.mount(None, bytes(path), None, MS_SHARED, None), "make shared", path)
-    except OSError:
-        unmount(path)
-        raise
-
-
 def unshare_and_unmount(path: Path) -> None:
     """Unmount `path` without taking its peers' mounts along.
 

@@ -68,10 +68,14 @@ def room() -> Path | None:
             return _ROOM[1]
         path = Path(tempfile.mkdtemp(prefix="corral-spawn-"))
         try:
-            os.chmod(path, 0o711)  # bwrap runs as the sandbox uid and must pass through
+            # A small shared tmpfs: its binds reach the launcher's namespace, and making
+            # and removing a dir per start is cheaper there than on the host's disk.
+            # 0711: bwrap runs as the sandbox uid and must pass through.
+            mounts.mount_tmpfs(path, size_mb=1, inodes=65536, mode=0o711)
             (path / "owner").write_text(owner_token())  # so `reap_orphans` can clean up
-            mounts.make_shared(path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                mounts.unmount(path)
             log.warning("no spawn room, bwrap starts from the host's mounts: %s", exc)
             shutil.rmtree(path, ignore_errors=True)
             return None

@@ -87,8 +87,8 @@ def test_a_dead_process_room_is_reaped(tmp_path: Path) -> None:
     base.mkdir()
     room = base / "corral-spawn-dead"
     room.mkdir()
+    mounts.mount_tmpfs(room, size_mb=1, inodes=64)
     (room / "owner").write_text("999999999:1")  # no such process
-    mounts.make_shared(room)
     (room / "leftover").mkdir()
     assert str(room) in _mount_points(os.getpid())
     assert room in reap_orphans(base)
