@@ -14,10 +14,13 @@ from corral.store import Store
 
 
 def _workspaces() -> set[str]:
+    """Workspace roots in /tmp (not the process's spawn room, which lives as long as it)."""
     return {
         p.name
         for p in Path("/tmp").iterdir()
-        if p.name.startswith("corral-") and (p / "owner").exists()
+        if p.name.startswith("corral-")
+        and not p.name.startswith("corral-spawn-")
+        and (p / "owner").exists()
     }
 
 
