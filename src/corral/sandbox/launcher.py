@@ -52,6 +52,7 @@ signal.signal(signal.SIGCHLD, reap)
 # SIGPIPE/SIGXFSZ by Python; SIGHUP under nohup), and that must not be inherited.
 defaults = signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}
 sock = socket.socket(fileno=int(sys.argv[1]))
+sock.set_inheritable(False)  # passed to us inheritable: must not reach what we start
 space = socket.CMSG_SPACE(int(sys.argv[2]) * 4)
 while True:
     try:

@@ -67,3 +67,20 @@ async def test_a_dead_helper_is_replaced() -> None:
     assert again is not helper and again.alive
     started = await again.spawn(["/bin/true"], {}, {})
     os.close(started.pidfd)
+
+
+async def test_a_started_program_gets_only_the_fds_it_was_given() -> None:
+    """The helper's own socket must not reach what it starts (a sandbox could otherwise
+    read other sandboxes' launch requests, fds included, off it)."""
+    helper = launching.launcher(OWNER)
+    out_r, out_w = os.pipe()
+    try:
+        started = await helper.spawn(["/bin/ls", "/proc/self/fd"], {}, {1: out_w})
+    finally:
+        os.close(out_w)
+    try:
+        listed = sorted(int(fd) for fd in _read_all(out_r).split())
+        assert listed == [0, 1, 2, 3]  # the helper's /dev/null, stdout, the dir ls reads
+    finally:
+        os.close(out_r)
+        os.close(started.pidfd)
