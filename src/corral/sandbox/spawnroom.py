@@ -45,6 +45,13 @@ def _lean(room):
     base = os.path.join(os.path.dirname(room), "corral-")
     with open("/proc/self/mountinfo") as f:
         points = [line.split()[4] for line in f if len(line.split()) > 4]
+    # The mount that holds the workspaces' dir, private: as a slave of a shared one (the
+    # usual `/`) it would receive every workspace mounted later. The room, a mount of
+    # its own, stays a slave.
+    parent = os.path.dirname(room)
+    holder = max((p for p in points if p == "/" or parent == p or parent.startswith(p + "/")),
+                 key=len, default="/")
+    libc.mount(None, holder.encode(), None, 0x40000, None)  # MS_PRIVATE
     for point in sorted(points, key=len, reverse=True):
         if point.startswith(base) and point != room and not point.startswith(room + "/"):
             libc.umount2(point.encode(), 2)  # MNT_DETACH

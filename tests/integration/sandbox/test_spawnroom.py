@@ -94,3 +94,28 @@ def test_a_dead_process_room_is_reaped(tmp_path: Path) -> None:
     assert room in reap_orphans(base)
     assert not room.exists()
     assert str(room) not in _mount_points(os.getpid())
+
+
+async def test_workspaces_made_later_do_not_reach_the_launcher(tmp_path: Path) -> None:
+    """Where the dir that holds workspaces is on a shared mount (systemd makes `/`
+    shared), a workspace mounted after the launcher started must not reach it either."""
+    base = tmp_path / "base"
+    base.mkdir()
+    mounts.mount_tmpfs(base, size_mb=1, inodes=64)  # a shared mount, like `/` on a host
+    room, later = base / "corral-spawn-t", base / "corral-later"
+    try:
+        room.mkdir()
+        mounts.mount_tmpfs(room, size_mb=1, inodes=64, mode=0o711)
+        fresh = Launcher(OWNER, room)
+        try:
+            started = await fresh.spawn(["/bin/true"], {}, {})  # answers once set up
+            os.close(started.pidfd)
+            later.mkdir()
+            mounts.mount_tmpfs(later, size_mb=1, inodes=64)
+            theirs = _mount_points(fresh.helper_pid)
+            assert str(room) in theirs
+            assert str(later) not in theirs
+        finally:
+            fresh.close()
+    finally:
+        mounts.unmount(base)
