@@ -15,6 +15,7 @@ import asyncio
 import json
 import platform
 import statistics
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -49,11 +50,29 @@ async def sandbox_timings(repo: Path, starts: int, execs: int) -> dict[str, floa
         t = time.perf_counter()
         await box.exec("true", 10)
         rtt.append(time.perf_counter() - t)
+    # The trajectory's own commands, alone: the floor under any agent's step here.
+    own: list[float] = []
+    for command in commands(execs):
+        t = time.perf_counter()
+        await box.exec(command, 10)
+        own.append(time.perf_counter() - t)
     await box.close()
     return {
         "start_p50_ms": statistics.median(start_s) * 1000,
         "roundtrip_p50_ms": statistics.median(rtt) * 1000,
+        "command_p50_ms": statistics.median(own) * 1000,
+        "subprocess_p50_ms": subprocess_p50_ms(repo, execs),
     }
+
+
+def subprocess_p50_ms(repo: Path, n: int) -> float:
+    """The trajectory's commands as mini-swe-agent's LocalEnvironment runs them."""
+    spawned: list[float] = []
+    for command in commands(n):
+        t = time.perf_counter()
+        subprocess.run(command, shell=True, cwd=repo, capture_output=True, check=False)
+        spawned.append(time.perf_counter() - t)
+    return statistics.median(spawned) * 1000
 
 
 async def corral_run(repo: Path, home: Path, steps: int, store: Store) -> float:
@@ -112,6 +131,12 @@ async def main_async(steps: int, runs: int, starts: int = 30, execs: int = 300) 
         "bwrap_roundtrip_p50_ms": round(sb["roundtrip_p50_ms"], 3),
         "corral_step_ms": round(corral_ms, 3),
         "mini_swe_agent_step_ms": round(mini_ms, 3),
+        # Each step's command alone (in the sandbox's shell; as a subprocess for mini),
+        # and what each loop adds on top of it.
+        "command_in_sandbox_p50_ms": round(sb["command_p50_ms"], 3),
+        "command_as_subprocess_p50_ms": round(sb["subprocess_p50_ms"], 3),
+        "corral_loop_overhead_ms": round(corral_ms - sb["command_p50_ms"], 3),
+        "mini_loop_overhead_ms": round(mini_ms - sb["subprocess_p50_ms"], 3),
         "speedup_vs_mini_swe_agent": round(mini_ms / corral_ms, 2),
         "goals": {"start_ms": 15, "roundtrip_ms": 2, "speedup": 3},
     }

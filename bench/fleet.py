@@ -22,8 +22,9 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def run_size(
-    agents: int, steps: int, latency: float, sandbox: str, baseline: bool, timeout: float
-) -> dict[str, Any]:
+    agents: int, steps: int, latency: float, sandbox: str, baseline: bool, timeout: float,
+    workers: int = 1,
+) -> dict[str, Any]:  # fmt: skip
     cmd = [
         str(Path(sys.executable).parent / "corral"),
         "bench",
@@ -38,6 +39,8 @@ def run_size(
         sandbox,
         "--json",
         "--baseline" if baseline else "--no-baseline",
+        "--workers",
+        str(workers),
     ]
     t0 = time.perf_counter()
     try:
@@ -65,24 +68,33 @@ def main() -> None:
         default=1000,
         help="run mini-swe-agent only up to this many agents",
     )
+    ap.add_argument(
+        "--workers-at",
+        default="1000",
+        help="sizes also run with 2 worker processes sharing one gateway service",
+    )
     ap.add_argument("--timeout", type=float, default=600.0, help="per size, seconds")
     ap.add_argument("--quick", action="store_true", help="3 agents, 3 steps, short latency")
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for the JSON")
     args = ap.parse_args()
     if args.quick:
         args.sizes, args.steps, args.latency, args.baseline_max = "3", 3, 0.2, 3
+        args.workers_at = "3"
+    plan = [(int(s), 1) for s in args.sizes.split(",")]
+    plan += [(int(s), 2) for s in args.workers_at.split(",") if s]
     runs = []
-    for n in (int(s) for s in args.sizes.split(",")):
-        print(f"fleet: {n} agents x {args.steps} steps...", file=sys.stderr, flush=True)
-        run = run_size(
-            n, args.steps, args.latency, args.sandbox, n <= args.baseline_max, args.timeout
-        )
+    for n, workers in plan:
+        print(f"fleet: {n} agents x {args.steps} steps, {workers} worker process(es)...",
+              file=sys.stderr, flush=True)  # fmt: skip
+        baseline = n <= args.baseline_max and workers == 1
+        run = run_size(n, args.steps, args.latency, args.sandbox, baseline, args.timeout, workers)
         print(
             json.dumps(
                 {
                     k: run.get(k)
                     for k in (
                         "agents",
+                        "workers",
                         "wall_s",
                         "steps_per_s",
                         "failed",

@@ -101,12 +101,14 @@ def test_cve_scan(results: dict[str, Any]) -> None:
 
 def test_fleet(results: dict[str, Any]) -> None:
     data = _ok(results, "fleet")
-    (run,) = data["runs"]
-    assert "error" not in run or run["error"] is None, run
-    for key in FLEET_RUN:
-        assert key in run, key
-    assert run["failed"] == 0
-    assert run["baseline"]["steps_per_s"] > 0  # mini-swe-agent ran beside it
+    one, two = data["runs"]  # the size with one worker process, then with two
+    for run in (one, two):
+        assert "error" not in run or run["error"] is None, run
+        for key in FLEET_RUN:
+            assert key in run, key
+        assert run["failed"] == 0
+    assert (one["workers"], two["workers"]) == (1, 2)
+    assert one["baseline"]["steps_per_s"] > 0  # mini-swe-agent ran beside it
 
 
 def test_crash_recovery(results: dict[str, Any]) -> None:
