@@ -17,6 +17,7 @@ Two delays are reported:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import os
@@ -170,6 +171,11 @@ class _Measured:
     peak: RssPeak
     delays: list[float]
     error: str | None
+    # Worker processes' own CPU (theirs, reported by them; only with --workers > 1). The
+    # parent's own counts would hold the gateway service alone, and its children's would
+    # mix the workers with what they start; the report counts them as corral's own.
+    workers_user: float = 0.0
+    workers_sys: float = 0.0
 
 
 async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict[str, Any]:
@@ -208,6 +214,8 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
 async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict[str, Any]:
     """K worker processes over one store, sharing this process's gateway as a service."""
     store = await Store.open(params.store_url, home=root / ".corral")
+    procs: list[asyncio.subprocess.Process] = []
+    serving: asyncio.Task[None] | None = None
     try:
         cid = await store.create_campaign(_campaign(params, repo))
         public, admin = root / "gateway.sock", root / "gateway.admin"
@@ -215,7 +223,11 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
         serving = asyncio.create_task(
             serve_face(Face(gw), str(public), admin_path=str(admin), on_ready=lambda _: ready.set())
         )
-        await ready.wait()
+        waiting = asyncio.ensure_future(ready.wait())
+        await asyncio.wait({waiting, serving}, return_when=asyncio.FIRST_COMPLETED)
+        if not ready.is_set():  # the service could not start (it says why)
+            waiting.cancel()
+            await serving
         config = {
             "params": dataclasses.asdict(params), "home": str(root / ".corral"),
             "campaign": cid, "public": str(public), "admin": str(admin),
@@ -224,37 +236,60 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
         sampler = RssSampler().start()
         cpu0 = os.times()
         t0 = time.perf_counter()
-        procs = [
-            await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "corral.bench.fleet_worker",
-                json.dumps(config),
-                stdout=asyncio.subprocess.PIPE,
+        argv = [sys.executable, "-m", "corral.bench.fleet_worker", json.dumps(config)]
+        for _ in range(params.workers):
+            procs.append(
+                await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
             )
-            for _ in range(params.workers)
-        ]
         outputs = [(await proc.communicate())[0] for proc in procs]
         wall = time.perf_counter() - t0
         cpu1 = os.times()
         peak = sampler.stop()
-        serving.cancel()
-        await asyncio.gather(serving, return_exceptions=True)
-        delays: list[float] = []
-        errors: list[str] = []
-        for proc, out in zip(procs, outputs, strict=True):
-            try:
-                part = json.loads(out.decode().strip().splitlines()[-1])
-            except (ValueError, IndexError):
-                errors.append(f"a worker process exited {proc.returncode} without a report")
-                continue
-            delays += part["delays"]
-            if part.get("error"):
-                errors.append(part["error"])
-        measured = _Measured(wall, cpu0, cpu1, peak, delays, "; ".join(errors) or None)
+        merged = merge_worker_reports(
+            [(proc.returncode, out) for proc, out in zip(procs, outputs, strict=True)]
+        )
+        measured = _Measured(
+            wall, cpu0, cpu1, peak, merged.delays, "; ".join(merged.errors) or None,
+            merged.cpu_user, merged.cpu_sys,
+        )  # fmt: skip
         return await _report(params, store, cid, measured)
     finally:
+        for proc in procs:  # we failed or were cancelled: no worker outlives the run
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+        if serving is not None:
+            serving.cancel()
+            await asyncio.gather(serving, return_exceptions=True)
         await store.close()
+
+
+@dataclass
+class WorkerReports:
+    delays: list[float]
+    errors: list[str]
+    cpu_user: float  # the worker processes' own CPU over their runs
+    cpu_sys: float
+
+
+def merge_worker_reports(outputs: Sequence[tuple[int | None, bytes]]) -> WorkerReports:
+    """Each worker's (exit status, stdout), whose last line is its report, merged."""
+    merged = WorkerReports([], [], 0.0, 0.0)
+    for status, out in outputs:
+        try:
+            part = json.loads(out.decode().strip().splitlines()[-1])
+            if not isinstance(part, dict):
+                raise ValueError("not a report")
+        except (ValueError, IndexError):
+            merged.errors.append(f"a worker process exited {status} without a report")
+            continue
+        merged.delays += part.get("delays") or []
+        merged.cpu_user += float(part.get("cpu_user_s") or 0.0)
+        merged.cpu_sys += float(part.get("cpu_sys_s") or 0.0)
+        if part.get("error"):
+            merged.errors.append(str(part["error"]))
+    return merged
 
 
 async def _report(
@@ -265,6 +300,7 @@ async def _report(
     counts = summary["counts"]
     ok = int(counts.get("succeeded", 0))
     ideal = params.steps * params.latency
+    children = _children_cpu(m.cpu1) - _children_cpu(m.cpu0)
     return {
         "system": "corral",
         "agents": params.agents,
@@ -284,9 +320,9 @@ async def _report(
         "peak_rss_mb": m.peak.peak_mb,
         "rss_per_agent_mb": round(m.peak.peak_mb / params.agents, 2),
         "procs_at_peak": m.peak.procs_at_peak,
-        "cpu_user_s": round(m.cpu1.user - m.cpu0.user, 2),
-        "cpu_sys_s": round(m.cpu1.system - m.cpu0.system, 2),
-        "cpu_children_s": round(_children_cpu(m.cpu1) - _children_cpu(m.cpu0), 2),
+        "cpu_user_s": round(m.cpu1.user - m.cpu0.user + m.workers_user, 2),
+        "cpu_sys_s": round(m.cpu1.system - m.cpu0.system + m.workers_sys, 2),
+        "cpu_children_s": round(children - m.workers_user - m.workers_sys, 2),
         "failed": params.agents - ok,
         "error": m.error,
         "task_states": dict(counts),

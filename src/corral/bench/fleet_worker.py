@@ -1,6 +1,6 @@
 """One worker process of the multi-process fleet benchmark (`bench fleet --workers K`).
 
-    python -m corral.bench.fleet_worker CONFIG_JSON   # last line out: {"delays", "error"}
+    python -m corral.bench.fleet_worker CONFIG_JSON   # last line: {"delays", "error", "cpu_*_s"}
 
 Its attempts' model calls go to the parent's gateway service (`GatewayService`), so
 limits and budgets hold across every worker process, as they would in a deployment.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
     home = Path(config["home"])
     store = await Store.open(params.store_url, home=home)
     error = None
+    cpu0 = os.times()
     try:
         settings = worker_settings(params, home, int(config["concurrency"]))
         worker = Worker(store, settings, campaign_id=config["campaign"], on_event=probe.on_event)
@@ -43,9 +45,13 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
     except Exception as exc:  # reported to the parent, which says so in its report
         error = f"worker crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
     finally:
+        cpu1 = os.times()
         await store.close()
         await service.aclose()
-    return {"delays": probe.delays, "error": error}
+    # Our own CPU over the run: the parent's counts of its children would mix it with
+    # the sandboxes' (reaped by our launcher) and with our start-up.
+    cpu = {"cpu_user_s": cpu1.user - cpu0.user, "cpu_sys_s": cpu1.system - cpu0.system}
+    return {"delays": probe.delays, "error": error, **cpu}
 
 
 if __name__ == "__main__":
