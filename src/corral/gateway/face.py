@@ -51,6 +51,7 @@ class Grants:
 
     def __init__(self) -> None:
         self._by_hash: dict[str, tuple[str, Grant]] = {}
+        self._issued = 0
 
     @staticmethod
     def _hash(token: str) -> str:
@@ -60,7 +61,16 @@ class Grants:
         token = "crl-" + secrets.token_urlsafe(32)
         digest = self._hash(token)
         self._by_hash[digest] = (digest, grant)
+        self._issued += 1
+        if self._issued % 1024 == 0:  # a long-lived service: drop grants past their deadline
+            now = time.monotonic()
+            for key, (_, old) in list(self._by_hash.items()):
+                if old.deadline is not None and old.deadline < now:
+                    del self._by_hash[key]
         return token
+
+    def __len__(self) -> int:
+        return len(self._by_hash)
 
     def revoke(self, token: str) -> bool:
         return self._by_hash.pop(self._hash(token), None) is not None
@@ -69,6 +79,10 @@ class Grants:
         digest = self._hash(token)
         found = self._by_hash.get(digest)
         if found is None or not hmac.compare_digest(found[0], digest):
+            return None
+        deadline = found[1].deadline
+        if deadline is not None and deadline < time.monotonic():
+            del self._by_hash[digest]  # past its attempt's deadline: never valid again
             return None
         return found[1]
 

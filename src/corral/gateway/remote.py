@@ -47,6 +47,10 @@ class GatewayService:
             writer.write(head.encode() + raw)
             await writer.drain()
             status, _headers, data, _keep = await _read_response(reader)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError) as exc:
+            raise ProviderError(
+                f"gateway service {self.admin}: no answer ({type(exc).__name__})"
+            ) from None
         finally:
             writer.close()
         try:
@@ -119,22 +123,32 @@ class RemoteModel:
         self._token: str | None = None
 
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
+        try:
+            completion, headers = await self._call(messages, tools)
+        except ProviderError as exc:
+            if exc.status != 401:
+                raise
+            # The service lost our token (it restarted): ask for a new one, once.
+            self._token = None
+            completion, headers = await self._call(messages, tools)
+        cost = float(headers.get(COST_HEADER) or 0.0)
+        return completion.model_copy(update={"cost_usd": cost})
+
+    async def _call(
+        self, messages: Sequence[Message], tools: Sequence[ToolSpec]
+    ) -> tuple[Completion, dict[str, str]]:
         if self._token is None:  # asked on first use: building the model stays synchronous
             self._token = await self.service.issue(self.scope, **self._grant)
         upstream = self.service.upstream(self.deployment, self.context_window)
         try:
             # max_tokens 0: the deployment's own limit, set in the service's config.
-            completion, headers = await upstream.call(
-                messages, tools, max_tokens=0, api_key=self._token
-            )
+            return await upstream.call(messages, tools, max_tokens=0, api_key=self._token)
         except ProviderError as exc:
             if exc.status == 402:
                 raise BudgetExceeded(str(exc)) from None
             if exc.status == 429:
                 raise RateLimited(str(exc), status=429) from None
             raise
-        cost = float(headers.get(COST_HEADER) or 0.0)
-        return completion.model_copy(update={"cost_usd": cost})
 
     async def aclose(self) -> None:
         token, self._token = self._token, None

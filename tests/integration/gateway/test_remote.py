@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -89,3 +90,39 @@ async def test_an_unknown_deployment_or_a_gone_service_is_one_clear_error(
     gone = GatewayService(tmp_path / "none.sock", tmp_path / "none.admin")
     with pytest.raises(ProviderError, match="cannot connect"):
         await gone.model("d", BudgetScope()).complete(ask(), [])
+
+
+async def test_a_token_the_service_forgot_is_asked_for_again(
+    service: tuple[Face, Path, Path],
+) -> None:
+    """After a service restart every token is gone: the attempt gets a new one, once."""
+    face, public, admin = service
+    client = GatewayService(public, admin)
+    model = client.model("d", BudgetScope(attempt="a2"))
+    await model.complete(ask(), [])
+    first = model._token
+    assert first is not None and face.grants.revoke(first)
+    done = await model.complete(ask(1), [])
+    assert done.tool_calls and model._token not in (None, first)
+    await client.aclose()
+
+
+async def test_an_expired_grant_is_refused_and_dropped(service: tuple[Face, Path, Path]) -> None:
+    face, _, _ = service
+    token = face.issue_token(BudgetScope(attempt="old"), deadline=time.monotonic() - 1)
+    kept = len(face.grants)
+    assert face.grants.lookup(token) is None
+    assert len(face.grants) == kept - 1
+
+
+async def test_an_admin_socket_that_hangs_up_is_one_clear_error(tmp_path: Path) -> None:
+    async def hang_up(_r: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    server = await asyncio.start_unix_server(hang_up, path=str(tmp_path / "a.admin"))
+    try:
+        client = GatewayService(tmp_path / "a.sock", tmp_path / "a.admin")
+        with pytest.raises(ProviderError, match="no answer"):
+            await client.issue(BudgetScope(attempt="x"))
+    finally:
+        server.close()
