@@ -171,6 +171,10 @@ class BwrapSandbox(BaseSandbox):
             child = int(str(info["child-pid"]))
             ns = os.readlink(f"/proc/{child}/ns/pid")
             self._init = os.pidfd_open(child)
+            if self._closed:  # closed from another task while bwrap started: undo it here
+                self._proc.kill()
+                signal.pidfd_send_signal(self._init, signal.SIGKILL)
+                raise SandboxError("the sandbox was closed while it started")
             os.write(block_w, b"go")
         except (OSError, ValueError, KeyError) as exc:
             raise SandboxError(f"bubblewrap failed to start: {exc}{driver.stray_note()}") from None

@@ -169,3 +169,43 @@ def test_removing_a_workspace_never_touches_its_parent(tmp_path: Path) -> None:
     assert not root.exists()
     _rmtree(root)  # again: already gone
     assert parent.stat().st_mode & 0o777 == 0o755
+
+
+@pytest.mark.bwrap
+async def test_close_while_bwrap_is_starting_leaves_nothing(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A close from another task (a cancelled attempt) while bwrap is being launched."""
+    from corral.sandbox import launcher as launching
+
+    release = asyncio.Event()
+    started: list[int] = []
+    real = launching.Launcher.spawn
+
+    async def held(self: launching.Launcher, *args: object, **kw: object) -> launching.Launched:
+        await release.wait()
+        done = await real(self, *args, **kw)  # type: ignore[arg-type]
+        started.append(done.pid)
+        return done
+
+    monkeypatch.setattr(launching.Launcher, "spawn", held)
+    box = BwrapSandbox(repo, limits=LIMITS)
+    starting = asyncio.create_task(box.start())
+    for _ in range(500):
+        if box._driver is not None:  # inside the launch, waiting for the launcher
+            break
+        await asyncio.sleep(0.01)
+    await box.close()
+    release.set()
+    with pytest.raises(SandboxError):
+        await starting
+    assert started
+    for _ in range(300):
+        if not _alive(started[0]):
+            break
+        await asyncio.sleep(0.01)
+    assert not _alive(started[0]), "bwrap outlived a closed sandbox"
+
+
+def _alive(pid: int) -> bool:
+    return os.path.exists(f"/proc/{pid}")
