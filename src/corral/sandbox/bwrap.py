@@ -174,6 +174,10 @@ class BwrapSandbox(BaseSandbox):
             if self._closed:  # closed from another task while bwrap started: undo it here
                 self._proc.kill()
                 signal.pidfd_send_signal(self._init, signal.SIGKILL)
+                os.close(self._init)
+                self._init = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._proc.wait(), 5)  # closes its pidfd
                 raise SandboxError("the sandbox was closed while it started")
             os.write(block_w, b"go")
         except (OSError, ValueError, KeyError) as exc:

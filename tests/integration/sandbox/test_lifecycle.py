@@ -10,6 +10,7 @@ import pytest
 
 from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
+from corral.sandbox import bwrap as bwrap_module
 from corral.sandbox.bwrap import MISSING_BWRAP
 from corral.sandbox.procs import NamespaceScope
 from corral.sandbox.workspace import _rmtree, create, diff, prepare, reap_orphans
@@ -183,28 +184,49 @@ async def test_close_while_bwrap_is_starting_leaves_nothing(
     real = launching.Launcher.spawn
 
     async def held(self: launching.Launcher, *args: object, **kw: object) -> launching.Launched:
-        await release.wait()
         done = await real(self, *args, **kw)  # type: ignore[arg-type]
         started.append(done.pid)
+        await release.wait()  # bwrap runs; its answer has not reached the sandbox yet
         return done
 
     monkeypatch.setattr(launching.Launcher, "spawn", held)
-    box = BwrapSandbox(repo, limits=LIMITS)
+    opened: list[int] = []  # pidfs inodes of the pidfds the launch opens
+    real_open = os.pidfd_open
+
+    def recording(pid: int, flags: int = 0) -> int:
+        fd = real_open(pid, flags)
+        opened.append(os.fstat(fd).st_ino)
+        return fd
+
+    monkeypatch.setattr(bwrap_module.os, "pidfd_open", recording)
+    # Limits no warm pool of another test has: this start must launch its own bwrap.
+    box = BwrapSandbox(repo, limits=LIMITS.model_copy(update={"memory_mb": LIMITS.memory_mb + 1}))
     starting = asyncio.create_task(box.start())
     for _ in range(500):
-        if box._driver is not None:  # inside the launch, waiting for the launcher
+        if started:
             break
         await asyncio.sleep(0.01)
+    assert started, "bwrap was never launched"
     await box.close()
     release.set()
     with pytest.raises(SandboxError):
         await starting
-    assert started
     for _ in range(300):
         if not _alive(started[0]):
             break
         await asyncio.sleep(0.01)
     assert not _alive(started[0]), "bwrap outlived a closed sandbox"
+    assert opened and not _open_inodes() & set(opened), "a pidfd of the start was left open"
+
+
+def _open_inodes() -> set[int]:
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(os.stat(f"/proc/self/fd/{fd}").st_ino)
+        except OSError:
+            pass
+    return found
 
 
 def _alive(pid: int) -> bool:
