@@ -4,33 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Awaitable
-from pathlib import Path
+from collections.abc import Awaitable
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
-from corral.domain import ActionTaken, StoreError, new_id
+from corral.domain import ActionTaken, StoreError
 from corral.store import Store
 from corral.store.schema import events
 from corral.store.store import _row
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
-) -> AsyncIterator[Store]:
-    url = None if request.param == "sqlite" else pg_url
-    s = await Store.open(url, home=tmp_path / ".corral")
-    yield s
-    await s.close()
-
-
-async def _attempt(store: Store) -> str:
-    aid = new_id("att")
-    await store.create_attempt(aid, task="t", repo="/r", model="scripted:x", sandbox="bwrap")
-    return aid
+from .conftest import new_attempt
 
 
 def _event(aid: str, seq: int) -> ActionTaken:
@@ -69,7 +53,7 @@ def _count_inserts(store: Store) -> list[int]:
 
 
 async def test_a_batch_of_many_writes_inserts_every_row_in_one_execute(store: Store) -> None:
-    aids = [await _attempt(store) for _ in range(4)]
+    aids = [await new_attempt(store) for _ in range(4)]
     inserts = _count_inserts(store)
     writes = [store.append_many([_event(aid, s), _event(aid, s + 1)])
               for s in range(0, 100, 2) for aid in aids]  # fmt: skip
@@ -80,7 +64,7 @@ async def test_a_batch_of_many_writes_inserts_every_row_in_one_execute(store: St
 
 
 async def test_a_duplicate_fails_only_its_own_write(store: Store) -> None:
-    a, b = await _attempt(store), await _attempt(store)
+    a, b = await new_attempt(store), await new_attempt(store)
     await store.append(_event(a, 0))
     results = await _one_batch(
         store,
@@ -98,7 +82,7 @@ async def test_a_duplicate_fails_only_its_own_write(store: Store) -> None:
 
 
 async def test_an_op_sees_the_rows_queued_before_it_and_not_after(store: Store) -> None:
-    aid = await _attempt(store)
+    aid = await new_attempt(store)
 
     def count(conn: sa.Connection) -> int:
         query = sa.select(sa.func.count()).select_from(events).where(events.c.attempt_id == aid)
@@ -119,7 +103,7 @@ async def test_an_op_sees_the_rows_queued_before_it_and_not_after(store: Store) 
 async def test_rows_with_other_columns_are_not_bound_as_the_first_ones(store: Store) -> None:
     """One executemany binds the columns of its first row; a write naming more (here the
     id) goes in its own execute instead of losing them."""
-    aid = await _attempt(store)
+    aid = await new_attempt(store)
     plain, with_id = _row(_event(aid, 0)), {**_row(_event(aid, 1)), "id": 987654}
     writes = [store.writer.write([plain]), store.writer.write([with_id])]
     assert await _one_batch(store, writes) == [None, None]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 
 from corral.domain import CampaignSpec, ErrorKind, RunStatus, TaskSpec, TaskState
@@ -15,16 +12,6 @@ from corral.domain.events import utcnow
 from corral.store import Lease, Store
 from corral.store.rows import aware
 from corral.store.schema import attempts
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
-) -> AsyncIterator[Store]:
-    url = None if request.param == "sqlite" else pg_url
-    s = await Store.open(url, home=tmp_path / ".corral")
-    yield s
-    await s.close()
 
 
 async def _leases(store: Store, n: int, ttl_s: float = 10) -> list[Lease]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -22,25 +21,11 @@ from corral.domain import (
 )
 from corral.store import Store, database_url
 
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def store(
-    request: pytest.FixtureRequest, tmp_path: Path, pg_url: str
-) -> AsyncIterator[Store]:
-    url = None if request.param == "sqlite" else pg_url
-    s = await Store.open(url, home=tmp_path / ".corral")
-    yield s
-    await s.close()
-
-
-async def _attempt(store: Store) -> str:
-    aid = new_id("att")
-    await store.create_attempt(aid, task="fix it", repo="/r", model="scripted:x", sandbox="bwrap")
-    return aid
+from .conftest import new_attempt
 
 
 async def test_events_round_trip_in_order(store: Store) -> None:
-    aid = await _attempt(store)
+    aid = await new_attempt(store)
     completion = Completion(
         content="look",
         tool_calls=(ToolCall(id="c1", name="bash", arguments={"command": "ls"}),),
@@ -59,7 +44,7 @@ async def test_events_round_trip_in_order(store: Store) -> None:
 
 
 async def test_duplicate_seq_is_rejected(store: Store) -> None:
-    aid = await _attempt(store)
+    aid = await new_attempt(store)
     e = ActionTaken(attempt_id=aid, seq=0, call_id="c", tool="bash")
     await store.append(e)
     with pytest.raises(StoreError, match="already exists"):
@@ -67,7 +52,7 @@ async def test_duplicate_seq_is_rejected(store: Store) -> None:
 
 
 async def test_attempt_record_and_prefix_lookup(store: Store) -> None:
-    aid = await _attempt(store)
+    aid = await new_attempt(store)
     await store.end_attempt(
         aid, status=RunStatus.finished, reason="ok", steps=3, cost_usd=0.5, patch_path="/p"
     )
