@@ -42,6 +42,7 @@ from corral.ports import Model
 from corral.store import Store, TaskRow
 
 MODEL_PREFIX = "fleetbench:"
+_TASK_TIMEOUT_S = 600
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,9 @@ class FleetParams:
     # Worker processes (one core each); with more than one they share this process's
     # gateway as a service (fleet-wide limits) and one store.
     workers: int = 1
+    # With workers: past this many seconds they are hung, killed, and the run says so
+    # (None: every task's own timeout, plus two minutes).
+    deadline_s: float | None = None
     # Diagnostic only: rebuild the store's read engine with this pool (size, no overflow,
     # no checkout timeout) to see past the shipped pool's limits. None = as shipped.
     db_pool: int | None = None
@@ -113,7 +117,7 @@ def _campaign(params: FleetParams, repo: Path) -> CampaignSpec:
                 max_steps=params.steps + 2,
                 max_attempts=1,  # a failure is reported, not hidden by a retry
                 command_timeout_s=60,
-                timeout_s=600,
+                timeout_s=_TASK_TIMEOUT_S,
             )
             for i in range(params.agents)
         ),
@@ -241,7 +245,20 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
             procs.append(
                 await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
             )
-        outputs = [(await proc.communicate())[0] for proc in procs]
+        # Every task gets 600 s, all in one wave: past that, a worker is hung, not slow.
+        bound = params.deadline_s or _TASK_TIMEOUT_S + 120.0
+        hung: list[str] = []
+        try:
+            done = await asyncio.wait_for(
+                asyncio.gather(*(proc.communicate() for proc in procs)), bound
+            )
+            outputs = [out for out, _err in done]
+        except TimeoutError:
+            hung.append(f"the worker processes did not finish within {bound:g}s (killed)")
+            outputs = [b""] * len(procs)
+            for proc in procs:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
         wall = time.perf_counter() - t0
         cpu1 = os.times()
         peak = sampler.stop()
@@ -249,7 +266,7 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
             [(proc.returncode, out) for proc, out in zip(procs, outputs, strict=True)]
         )
         measured = _Measured(
-            wall, cpu0, cpu1, peak, merged.delays, "; ".join(merged.errors) or None,
+            wall, cpu0, cpu1, peak, merged.delays, "; ".join(hung + merged.errors) or None,
             merged.cpu_user, merged.cpu_sys,
         )  # fmt: skip
         return await _report(params, store, cid, measured)

@@ -37,3 +37,12 @@ async def test_a_gateway_service_that_cannot_start_is_an_error_not_a_hang(
     with pytest.raises(OSError) as err:
         await asyncio.wait_for(run_fleet(params, home=home), 30)
     assert not isinstance(err.value, TimeoutError)  # (an OSError too)
+
+
+async def test_workers_past_the_deadline_are_killed_and_reported(tmp_path: Path) -> None:
+    """A hung worker process must not hang the benchmark (here: slower than allowed)."""
+    params = FleetParams(agents=2, steps=3, latency=2.0, sandbox="local", workers=2,
+                         deadline_s=1.0)  # fmt: skip
+    report = await asyncio.wait_for(run_fleet(params, home=tmp_path), 60)
+    assert "did not finish within 1s (killed)" in (report["error"] or "")
+    assert report["wall_s"] < 30
