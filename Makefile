@@ -41,9 +41,11 @@ test: install lint typecheck
 	$(BIN)/pytest -q
 
 # Every benchmark writes bench/results/<name>.json; a failing one is reported, not fatal.
-BENCHES := fleet store_throughput scheduler agent_step gateway_ratelimit sandbox_start cve_scan crash_recovery
+# The millisecond ones first, and a pause between benchmarks: what one leaves running for
+# a few seconds (Ray's processes, a fleet's teardown) must not be measured by the next.
+BENCHES := agent_step sandbox_start fleet store_throughput scheduler gateway_ratelimit cve_scan crash_recovery
 bench: install
-	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py $(BENCH_ARGS) >/dev/null || echo "bench/$$b.py FAILED"; done
+	@for b in $(BENCHES); do echo "== bench/$$b.py"; $(BIN)/python bench/$$b.py $(BENCH_ARGS) >/dev/null || echo "bench/$$b.py FAILED"; sleep 10; done
 	$(BIN)/python bench/report.py
 
 clean:
