@@ -11,6 +11,7 @@ import typer
 from corral.domain import CorralError
 from corral.sandbox import docker_engine
 from corral.sandbox.bwrap import MISSING_BWRAP
+from corral.sandbox.procs import reap_orphan_cgroups
 from corral.sandbox.workspace import reap_orphans
 
 sandbox_app = typer.Typer(help="Sandbox backends: prepare, list, reap.", no_args_is_help=True)
@@ -74,6 +75,7 @@ def gc(
             return
         removed += [f"container {c.id[:12]}" for c in gone]
     removed += [f"workspace {p}" for p in reap_orphans()]  # mounted (capped) or not
+    removed += [f"cgroup {p}" for p in reap_orphan_cgroups()]
     for line in removed:
         typer.echo(f"removed {line}")
     typer.echo(f"{len(removed)} removed")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from corral.domain import ExecResult, SandboxError
 from corral.sandbox import paths
 from corral.sandbox.limits import SandboxLimits
-from corral.sandbox.procs import Cgroups
+from corral.sandbox.procs import Cgroups, reap_orphan_cgroups
 from corral.sandbox.shell import ShellDriver
 from corral.sandbox.workspace import Workspace, create, reap_orphans
 
@@ -72,8 +72,12 @@ _REAPER: list[asyncio.Future[list[Path]]] = []
 def _reap_once() -> None:
     """Once per process, in the background: workspaces that dead processes left behind."""
     if not _REAPER:
-        _REAPER.append(asyncio.ensure_future(asyncio.to_thread(reap_orphans)))
+        _REAPER.append(asyncio.ensure_future(asyncio.to_thread(_reap_all)))
         _REAPER[0].add_done_callback(lambda t: t.cancelled() or t.exception())
+
+
+def _reap_all() -> list[Path]:
+    return [*reap_orphans(), *reap_orphan_cgroups()]
 
 
 def _boot_slot() -> asyncio.Semaphore:

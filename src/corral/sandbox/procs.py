@@ -133,7 +133,10 @@ class Cgroups:
 
     @classmethod
     def create(cls, memory_mb: int, pids: int) -> Cgroups | None:
-        name = f"corral-{uuid.uuid4().hex[:12]}"
+        # The name carries its maker (pid and start time), so `reap_orphan_cgroups` can
+        # tell a dead worker's leftovers from a live worker's fresh, still empty, group.
+        pid, _, started = owner_token().partition(":")
+        name = f"corral-{pid}-{started}-{uuid.uuid4().hex[:8]}"
         for make in (cls._v2, cls._v1):
             try:
                 made = make(name, memory_mb, pids)
@@ -298,6 +301,38 @@ def start_time(pid: int) -> str | None:
     except OSError:
         return None
     return stat[stat.rindex(")") + 2 :].split()[19]
+
+
+def _cgroup_parents() -> list[Path]:
+    """Where this process makes its sandboxes' cgroups (v2, or v1 memory and pids)."""
+    found = []
+    own = own_cgroup("")
+    if own is not None and (_CGROOT / "cgroup.controllers").is_file():
+        found.append(_CGROOT / own.lstrip("/"))
+    for controller in ("memory", "pids"):
+        path = own_cgroup(controller)
+        if path is not None:
+            found.append(_CGROOT / controller / path.lstrip("/"))
+    return [p for p in found if p.is_dir()]
+
+
+def reap_orphan_cgroups(parents: list[Path] | None = None) -> list[Path]:
+    """Remove the empty cgroups of sandboxes whose worker is gone (killed with -9: its
+    sandboxes died with it, their cgroups stayed). A live worker's groups are kept."""
+    gone = []
+    for parent in _cgroup_parents() if parents is None else parents:
+        for group in parent.glob("corral-*-*-*"):
+            pid, started = group.name.split("-")[1:3]
+            if not pid.isdigit() or owner_alive(f"{pid}:{started}"):
+                continue
+            try:
+                if (group / "cgroup.procs").read_text().strip():
+                    continue  # something still runs in it: not ours to judge
+                group.rmdir()
+            except OSError:
+                continue
+            gone.append(group)
+    return gone
 
 
 def owner_token(pid: int | None = None) -> str:

@@ -60,3 +60,26 @@ def test_a_kept_open_pids_counter_sees_the_limit_hit(monkeypatch: pytest.MonkeyP
             if group.remove():
                 break
             time.sleep(0.01)
+
+
+def test_a_dead_workers_empty_cgroups_are_reaped_and_a_live_ones_kept() -> None:
+    """A worker killed with -9 leaves its sandboxes' cgroups behind; the next one reaps
+    them (never a live worker's fresh, still empty, group)."""
+    from corral.sandbox.procs import reap_orphan_cgroups
+
+    mine = Cgroups.create(memory_mb=64, pids=16)
+    if mine is None:
+        pytest.skip("no writable cgroups on this host")
+    parents = sorted({d.parent for d in mine.dirs})
+    dead = [parent / "corral-999999999-1-deadbeef" for parent in parents]  # no such worker
+    for d in dead:
+        d.mkdir()
+    try:
+        gone = reap_orphan_cgroups(parents)
+        assert sorted(gone) == sorted(dead) and not any(d.exists() for d in dead)
+        assert all(d.exists() for d in mine.dirs)  # ours: alive, kept
+    finally:
+        for d in dead:
+            if d.exists():
+                d.rmdir()
+        mine.remove()
