@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tempfile
 import weakref
 from collections.abc import Coroutine
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from corral.domain import ExecResult, SandboxError
 from corral.sandbox import paths
 from corral.sandbox.limits import SandboxLimits
-from corral.sandbox.procs import Cgroups, reap_orphan_cgroups
+from corral.sandbox.procs import Cgroups, reap_orphan_cgroups, reap_orphan_sandboxes
 from corral.sandbox.shell import ShellDriver
 from corral.sandbox.workspace import Workspace, create, reap_orphans
 
@@ -77,6 +78,8 @@ def _reap_once() -> None:
 
 
 def _reap_all() -> list[Path]:
+    if os.geteuid() == 0:  # only then do sandboxes run as a uid of their own
+        reap_orphan_sandboxes(SANDBOX_UID, Path(tempfile.gettempdir()))
     return [*reap_orphans(), *reap_orphan_cgroups()]
 
 

@@ -6,6 +6,7 @@ import contextlib
 import errno
 import logging
 import os
+import signal
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -333,6 +334,36 @@ def reap_orphan_cgroups(parents: list[Path] | None = None) -> list[Path]:
                 continue
             gone.append(group)
     return gone
+
+
+def reap_orphan_sandboxes(uid: int, base: Path) -> list[int]:
+    """Kill the bwrap processes of our sandboxes that nobody owns any more.
+
+    Why: after a worker is killed with -9, a sandbox's init (bwrap's pid 1, running as
+    the sandbox uid) was sometimes left reparented to the host's init, waiting forever.
+    Ours: run as `uid` (a uid only sandboxes use), named bwrap, binding a workspace of
+    ours (under `base`/corral-). Orphaned: their parent is pid 1; a live sandbox's
+    bwrap always has its launcher or its outer bwrap as parent.
+    """
+    mark = f"{str(base).rstrip('/')}/corral-".encode()
+    killed = []
+    for pid in _pids(None):
+        status = _status(pid)
+        uids = status.get("Uid", "").split()
+        if status.get("Name") != "bwrap" or status.get("PPid") != "1" or uids[:1] != [str(uid)]:
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        binds = [argv[i + 1] for i, arg in enumerate(argv[:-1]) if arg == b"--bind"]
+        if not any(b.startswith(mark) for b in binds):
+            continue
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            killed.append(pid)
+    return killed
 
 
 def owner_token(pid: int | None = None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -231,3 +232,63 @@ def _open_inodes() -> set[int]:
 
 def _alive(pid: int) -> bool:
     return os.path.exists(f"/proc/{pid}")
+
+
+@pytest.mark.bwrap
+async def test_orphaned_sandbox_processes_are_reaped_and_live_ones_kept(
+    repo: Path, tmp_path: Path
+) -> None:
+    """A sandbox's bwrap whose owner is gone (reparented to pid 1) is killed by the reaper
+    (it runs at a process's first sandbox start and in `corral sandbox gc`)."""
+    from corral.sandbox.base import SANDBOX_UID
+    from corral.sandbox.launcher import launcher
+    from corral.sandbox.procs import reap_orphan_sandboxes
+
+    if os.geteuid() != 0:
+        pytest.skip("sandboxes run as a uid of their own only as root")
+    live = BwrapSandbox(repo, limits=LIMITS)
+    await live.start()
+    ws = Path(tempfile.mkdtemp(prefix="corral-orphan-"))
+    os.chmod(ws, 0o777)
+    script = (
+        "bwrap --unshare-all --die-with-parent --ro-bind /usr /usr --symlink usr/bin /bin "
+        "--symlink usr/lib /lib --symlink usr/lib64 /lib64 "
+        f"--bind {ws} /workspace sleep 1000 </dev/null >/dev/null 2>&1 & exit 0"
+    )
+    try:
+        owner = (SANDBOX_UID, SANDBOX_UID)
+        done = await launcher(owner).spawn(["/bin/sh", "-c", script], {"PATH": "/usr/bin:/bin"},
+                                           {}, setsid=True)  # fmt: skip
+        os.close(done.pidfd)
+        orphan = None
+        for _ in range(300):
+            orphan = _orphan_bwrap(str(ws))
+            if orphan is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert orphan is not None, "the test could not make an orphaned bwrap"
+        killed = reap_orphan_sandboxes(SANDBOX_UID, ws.parent)
+        assert orphan in killed
+        for _ in range(300):
+            if not _alive(orphan):
+                break
+            await asyncio.sleep(0.01)
+        assert not _alive(orphan)
+        assert (await live.exec("echo still here", 5)).output.strip() == "still here"
+    finally:
+        await live.close()
+        os.rmdir(ws)
+
+
+def _orphan_bwrap(bound: str) -> int | None:
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+            with open(f"/proc/{pid}/status") as f:
+                ppid = next(line.split()[1] for line in f if line.startswith("PPid:"))
+        except (OSError, StopIteration):
+            continue
+        if argv[:1] == [b"bwrap"] and bound.encode() in argv and ppid == "1":
+            return int(pid)
+    return None
