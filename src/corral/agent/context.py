@@ -49,6 +49,9 @@ class Context:
     summary: str = ""
     turns: list[Turn] = field(default_factory=list)
     _fixed_tokens: int | None = None
+    # The system prompt, the task and the summary as messages, made again only when the
+    # summary changes: the same objects on every call let the gateway encode them once.
+    _head: tuple[str, list[Message]] | None = None
 
     def add_completion(self, seq: int, completion: Completion) -> None:
         msg = Message(
@@ -67,18 +70,21 @@ class Context:
         self._current(seq).add(Message(role="user", content=text))
 
     def messages(self) -> list[Message]:
-        out = [
-            Message(role="system", content=self.system),
-            Message(role="user", content=self.first_user),
-        ]
-        if self.summary:
-            out.append(
-                Message(
-                    role="user",
-                    content="Earlier steps were condensed to save space (the full log is kept):\n"
-                    + self.summary,
+        if self._head is None or self._head[0] != self.summary:
+            head = [
+                Message(role="system", content=self.system),
+                Message(role="user", content=self.first_user),
+            ]
+            if self.summary:
+                head.append(
+                    Message(
+                        role="user",
+                        content="Earlier steps were condensed to save space (the full log is "
+                        "kept):\n" + self.summary,
+                    )
                 )
-            )
+            self._head = (self.summary, head)
+        out = list(self._head[1])
         for t in self.turns:
             out.extend(t.messages)
         return out

@@ -63,11 +63,6 @@ class _Encodings(Generic[K]):
 
 _messages: _Encodings[int] = _Encodings()
 _tool_sets: _Encodings[tuple[int, ...]] = _Encodings()
-# System and user messages by value: an agent's context rebuilds its system prompt and
-# task message on every call (new objects, same text). Their JSON is just role, content
-# and name. Cleared when full: a fleet has about one task message per running agent.
-_PLAIN_MAX = 4096
-_plain: dict[tuple[str, str, str | None], str] = {}
 
 
 def _dumps(value: object) -> str:
@@ -75,15 +70,8 @@ def _dumps(value: object) -> str:
 
 
 def message_json(message: Message) -> str:
-    """One message in the OpenAI format as JSON, computed once per message object."""
-    if message.role in ("system", "user"):
-        key = (message.role, message.content, message.name)
-        text = _plain.get(key)
-        if text is None:
-            if len(_plain) >= _PLAIN_MAX:
-                _plain.clear()
-            text = _plain[key] = _dumps(message_to_openai(message))
-        return text
+    """One message in the OpenAI format as JSON, computed once per message object (an
+    agent's context hands the same objects to every call)."""
     hit = _messages.map.get(id(message))  # the hot path: one lookup per message per call
     if hit is not None and hit[0][0]() is message:
         return hit[1]

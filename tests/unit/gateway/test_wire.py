@@ -116,20 +116,6 @@ def test_a_grown_conversation_encodes_only_its_new_messages(monkeypatch: MonkeyP
         msgs.append(new)
 
 
-def test_a_rebuilt_system_prompt_and_task_are_not_encoded_again(
-    monkeypatch: MonkeyPatch,
-) -> None:
-    encoded = _spy_encodings(monkeypatch)
-    task = f"fix issue {uuid.uuid4()}"
-    WirePrompt([Message(role="system", content="be brief"), Message(role="user", content=task)], ())
-    seen = len(encoded)
-    again = [Message(role="system", content="be brief"), Message(role="user", content=task)]
-    WirePrompt(again, ())  # new objects, as a context builds them on every call
-    assert len(encoded) == seen
-    named = Message(role="user", content=task, name="alice")  # same text, other JSON
-    assert json.loads(WirePrompt([named], ()).messages_json) == messages_to_openai([named])
-
-
 def test_a_freed_message_takes_its_encoding_with_it() -> None:
     from corral.gateway.wire import _messages, message_json
 
