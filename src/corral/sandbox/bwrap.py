@@ -135,9 +135,13 @@ class BwrapSandbox(BaseSandbox):
 
     def _release_spot(self, holder: str) -> None:
         """Withdraw the room bind once bwrap has bound it and the repo is in (both run
-        at once), or right away when `holder` is "all"."""
+        at once)."""
         self._spot_holds.discard(holder)
-        if (not self._spot_holds or holder == "all") and self._spot is not None:
+        if not self._spot_holds:
+            self._withdraw_spot()
+
+    def _withdraw_spot(self) -> None:
+        if self._spot is not None:
             spawnroom.withdraw(self._spot)
             self._spot = None
 
@@ -172,10 +176,7 @@ class BwrapSandbox(BaseSandbox):
             ns = os.readlink(f"/proc/{child}/ns/pid")
             self._init = os.pidfd_open(child)
             if self._closed:  # closed from another task while bwrap started: undo it here
-                self._proc.kill()
-                signal.pidfd_send_signal(self._init, signal.SIGKILL)
-                os.close(self._init)
-                self._init = None
+                await self._kill()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._proc.wait(), 5)  # closes its pidfd
                 raise SandboxError("the sandbox was closed while it started")
@@ -202,7 +203,7 @@ class BwrapSandbox(BaseSandbox):
             driver.protected_inner |= egress_bind.relay_pids(scope)
 
     async def _kill(self) -> None:
-        self._release_spot("all")
+        self._withdraw_spot()
         if self._proc is not None:
             self._proc.kill()  # bwrap's init dies with it, and the namespace with that
         if self._init is not None:
