@@ -24,7 +24,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,8 +146,15 @@ class Probe:
         self.answered: dict[str, float] = {}
         self.delays: list[float] = []
 
-    def timed(self, model: Model, agent: str) -> Model:
-        return _TimedModel(model, agent, self.answered)
+    def register(self, model_for: Callable[[str, BudgetScope], Model]) -> None:
+        """Serve the bench's tasks with `model_for(deployment, scope)`, timed per agent."""
+
+        def factory(spec: str, task: TaskRow, env: Any) -> Model:
+            scope = BudgetScope(task=task.id, campaign=task.campaign_id)
+            model = model_for(spec[len(MODEL_PREFIX) :], scope)
+            return _TimedModel(model, task.key, self.answered)
+
+        register_model(MODEL_PREFIX, factory)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, Observed):
@@ -184,12 +191,7 @@ class _Measured:
 
 async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict[str, Any]:
     probe = Probe()
-
-    def factory(spec: str, task: TaskRow, env: Any) -> Model:
-        scope = BudgetScope(task=task.id, campaign=task.campaign_id)
-        return probe.timed(gw.model(spec[len(MODEL_PREFIX) :], scope=scope), task.key)
-
-    register_model(MODEL_PREFIX, factory)
+    probe.register(lambda deployment, scope: gw.model(deployment, scope=scope))
     store = await Store.open(params.store_url, home=root / ".corral")
     if params.db_pool:
         await _widen_pool(store, params.db_pool)
@@ -204,7 +206,7 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
         try:
             await worker.run(until_done=True)
         except Exception as exc:  # the worker itself gave up: report it, do not hide it
-            error = f"worker crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+            error = crash_note(exc)
         finally:
             wall = time.perf_counter() - t0
             cpu1 = os.times()
@@ -351,6 +353,12 @@ async def _report(
             "db_pool": params.db_pool or "as shipped (5+10, 30 s timeout)",
         },
     }
+
+
+def crash_note(exc: BaseException) -> str:
+    """A worker that gave up, in one line for the report (not hidden, not a traceback)."""
+    first = str(exc).splitlines()[0][:200] if str(exc) else ""
+    return f"worker crashed: {type(exc).__name__}: {first}"
 
 
 def _children_cpu(t: os.times_result) -> float:

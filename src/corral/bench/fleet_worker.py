@@ -15,25 +15,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from corral.bench.fleet import MODEL_PREFIX, FleetParams, Probe, worker_settings
-from corral.gateway import BudgetScope
+from corral.bench.fleet import FleetParams, Probe, crash_note, worker_settings
 from corral.gateway.remote import GatewayService
-from corral.orchestrator.hooks import register_model
 from corral.orchestrator.worker import Worker
-from corral.ports import Model
-from corral.store import Store, TaskRow
+from corral.store import Store
 
 
 async def _work(config: dict[str, Any]) -> dict[str, Any]:
     params = FleetParams(**config["params"])
     service = GatewayService(config["public"], config["admin"])
     probe = Probe()
-
-    def factory(spec: str, task: TaskRow, env: Any) -> Model:
-        scope = BudgetScope(task=task.id, campaign=task.campaign_id)
-        return probe.timed(service.model(spec[len(MODEL_PREFIX) :], scope), task.key)
-
-    register_model(MODEL_PREFIX, factory)
+    probe.register(service.model)
     home = Path(config["home"])
     store = await Store.open(params.store_url, home=home)
     error = None
@@ -43,7 +35,7 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
         worker = Worker(store, settings, campaign_id=config["campaign"], on_event=probe.on_event)
         await worker.run(until_done=True)
     except Exception as exc:  # reported to the parent, which says so in its report
-        error = f"worker crashed: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        error = crash_note(exc)
     finally:
         cpu1 = os.times()
         await store.close()

@@ -86,9 +86,9 @@ class FleetModels:
             attempt=lease.attempt_id, task=task.id, campaign=campaign.id, team=campaign.team
         )
         deadline = time.monotonic() + task.spec.timeout_s
-        if self.service is not None and (spec == ROUTE or is_provider_spec(spec)):
-            if spec == ROUTE:
-                raise ConfigError("model 'route' is not served through a gateway service yet")
+        if self.service is not None and spec == ROUTE:
+            raise ConfigError("model 'route' is not served through a gateway service yet")
+        if self.service is not None and is_provider_spec(spec):
             usd = campaign.budget_usd
             budgets = {f"campaign:{campaign.id}": usd} if usd is not None else None
             remote = self.service.model(
