@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import shutil
-import tempfile
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from corral.domain import CorralError
 from corral.sandbox import docker_engine
-from corral.sandbox.base import SANDBOX_UID
+from corral.sandbox.base import reap_leftovers
 from corral.sandbox.bwrap import MISSING_BWRAP
-from corral.sandbox.procs import reap_orphan_cgroups, reap_orphan_sandboxes
-from corral.sandbox.workspace import reap_orphans
 
 sandbox_app = typer.Typer(help="Sandbox backends: prepare, list, reap.", no_args_is_help=True)
 
@@ -78,11 +73,7 @@ def gc(
             _fail(str(exc))
             return
         removed += [f"container {c.id[:12]}" for c in gone]
-    removed += [f"workspace {p}" for p in reap_orphans()]  # mounted (capped) or not
-    removed += [f"cgroup {p}" for p in reap_orphan_cgroups()]
-    if os.geteuid() == 0:  # sandboxes then run as a uid of their own
-        base = Path(tempfile.gettempdir())
-        removed += [f"sandbox process {p}" for p in reap_orphan_sandboxes(SANDBOX_UID, base)]
+    removed += reap_leftovers()
     for line in removed:
         typer.echo(f"removed {line}")
     typer.echo(f"{len(removed)} removed")

@@ -67,20 +67,26 @@ _BOOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] 
 )
 
 
-_REAPER: list[asyncio.Future[list[Path]]] = []
+_REAPER: list[asyncio.Future[list[str]]] = []
 
 
 def _reap_once() -> None:
     """Once per process, in the background: workspaces that dead processes left behind."""
     if not _REAPER:
-        _REAPER.append(asyncio.ensure_future(asyncio.to_thread(_reap_all)))
+        _REAPER.append(asyncio.ensure_future(asyncio.to_thread(reap_leftovers)))
         _REAPER[0].add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
-def _reap_all() -> list[Path]:
+def reap_leftovers() -> list[str]:
+    """What dead workers left behind, removed: sandbox processes, workspaces, cgroups.
+    One line per thing removed (`corral sandbox gc` prints them)."""
+    gone = []
     if os.geteuid() == 0:  # only then do sandboxes run as a uid of their own
-        reap_orphan_sandboxes(SANDBOX_UID, Path(tempfile.gettempdir()))
-    return [*reap_orphans(), *reap_orphan_cgroups()]
+        base = Path(tempfile.gettempdir())
+        gone += [f"sandbox process {p}" for p in reap_orphan_sandboxes(SANDBOX_UID, base)]
+    gone += [f"workspace {p}" for p in reap_orphans()]  # mounted (capped) or not
+    gone += [f"cgroup {p}" for p in reap_orphan_cgroups()]
+    return gone
 
 
 def _boot_slot() -> asyncio.Semaphore:
