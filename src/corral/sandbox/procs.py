@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import logging
 import os
 import signal
@@ -368,7 +369,14 @@ def reap_orphan_sandboxes(uid: int, base: Path) -> list[int]:
 
 def owner_token(pid: int | None = None) -> str:
     """`pid:start-time` of a process, to label what it owns (containers, workspaces)."""
-    pid = os.getpid() if pid is None else pid
+    if pid is None:
+        return _own_token(os.getpid())  # every sandbox start labels two things with it
+    return f"{pid}:{start_time(pid) or 0}"
+
+
+@functools.cache
+def _own_token(pid: int) -> str:
+    """Ours, read once per process (a forked child has another pid, so its own entry)."""
     return f"{pid}:{start_time(pid) or 0}"
 
 
