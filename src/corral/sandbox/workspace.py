@@ -1,8 +1,9 @@
 """The private copy of a repo an agent works in, and the diff of what it changed.
 
-The baseline lives in a host-only git dir (`base.git`, next to the workspace, never
-mounted into a sandbox), so nothing the agent writes - hooks, `.git/config` filters,
-fsmonitor, diff drivers - is ever read by the git the host runs.
+The baseline lives in a host-only git dir (shared by the copies of one repo state, see
+`sandbox.baselines`, or the workspace's own `base.git`; never mounted into a sandbox), so
+nothing the agent writes - hooks, `.git/config` filters, fsmonitor, diff drivers - is ever
+read by the git the host runs. A workspace nothing touched has an empty diff without git.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from corral.domain import SandboxError
 from corral.sandbox import mounts
+from corral.sandbox.baselines import Baseline, SourceKey, baselines
 from corral.sandbox.hostrun import run_sh
 from corral.sandbox.procs import owner_alive, owner_token
 
@@ -34,13 +36,13 @@ _GIT_SAFETY = (
     "-c", "core.autocrlf=false",
     "-c", "core.symlinks=true",
 )  # fmt: skip
-_BASE_DIR = "base.git"
+_OWN_BASELINE = "base"  # the workspace's own snapshot, when its copy has no shared one
 # Build and tool caches an agent's commands leave behind; never part of a diff.
 _ALWAYS_EXCLUDED = (
     "__pycache__/", "*.py[cod]", ".pytest_cache/", ".mypy_cache/", ".ruff_cache/",
     ".tox/", ".nox/", ".venv/", "node_modules/", ".coverage", "*.egg-info/",
 )  # fmt: skip
-_BASELINE_TREE = "baseline-tree"
+_BASELINE = "baseline"  # where a workspace's snapshot is: tree, git dir, index
 
 
 def git_env(root: Path) -> dict[str, str]:
@@ -60,12 +62,12 @@ def git_env(root: Path) -> dict[str, str]:
 
 
 async def git_script(
-    root: Path, body: str, *, index: Path, extra_env: dict[str, str] | None = None
+    root: Path, body: str, *, git_dir: Path, index: Path, extra_env: dict[str, str] | None = None
 ) -> str:
-    """Run git commands (`git "$@" ...` in `body`, one per line) on the host-only baseline
-    dir against the workspace, safely, in one host process; their stdout."""
+    """Run git commands (`git "$@" ...` in `body`, one per line) with the host-only
+    `git_dir` against the workspace, safely, in one host process; their stdout."""
     env = git_env(root)
-    env |= {"GIT_DIR": str(root / _BASE_DIR), "GIT_WORK_TREE": str(root / "ws"),
+    env |= {"GIT_DIR": str(git_dir), "GIT_WORK_TREE": str(root / "ws"),
             "GIT_INDEX_FILE": str(index), "CORRAL_WS": str(root / "ws")}  # fmt: skip
     env |= extra_env or {}
     return await run_sh(f'cd -- "$CORRAL_WS"\n{body}', _GIT_SAFETY, env, name="git")
@@ -81,7 +83,9 @@ class Workspace:
     root: Path
     owner: tuple[int, int] | None = None
     capped: bool = False
-    _baseline: asyncio.Task[str] | None = field(default=None, repr=False)
+    _baseline: asyncio.Task[Baseline] | None = field(default=None, repr=False)
+    _source: str | None = field(default=None, repr=False)  # the copy's `SourceKey`
+    _untouched: Tree | None = field(default=None, repr=False)  # the copy, as made
 
     @property
     def path(self) -> Path:
@@ -95,11 +99,15 @@ class Workspace:
         """
         src = _check_repo(repo)
         try:
-            await asyncio.to_thread(_copy_tree, src, self.path, self.owner)
+            await asyncio.to_thread(self._fill, src)
         except (OSError, shutil.Error) as exc:
             raise SandboxError(f"cannot copy repository {src}: {_one_line(exc)}") from None
+        self._baseline = asyncio.ensure_future(_take_baseline(self.root, self._source))
+
+    def _fill(self, src: Path) -> None:
+        self._source = _copy_tree(src, self.path, self.owner)
         self.lock_git()
-        self._baseline = asyncio.ensure_future(_snapshot(self.root))
+        self._untouched = _tree(self.path)
 
     def lock_git(self) -> None:
         """Make `.git/hooks` and `.git/config` read-only, in the sandbox too.
@@ -124,11 +132,16 @@ class Workspace:
     async def baseline(self) -> str:
         """The tree id of the workspace as it was before the agent touched it."""
         if self._baseline is None:
-            self._baseline = asyncio.ensure_future(_snapshot(self.root))
-        return await self._baseline
+            self._baseline = asyncio.ensure_future(_take_baseline(self.root, None))
+        return (await self._baseline).tree
 
     async def diff(self) -> str:
         await self.baseline()
+        if self._untouched is not None:
+            small = len(self._untouched) < 256  # a walk cheaper than a thread hop
+            now = _tree(self.path) if small else await asyncio.to_thread(_tree, self.path)
+            if now == self._untouched:
+                return ""
         return await diff(self.path)
 
     def remove(self) -> None:
@@ -140,10 +153,14 @@ class Workspace:
         remove_root(self.root, capped=self.capped)
 
 
-def _drop(task: asyncio.Task[str]) -> None:
-    """Closed before the snapshot finished: nobody will ever want its result."""
+def _drop(task: asyncio.Task[Baseline]) -> None:
+    """Closed: nobody will want the snapshot, and a shared one is no longer in use here."""
+    if task.done():
+        if not task.cancelled() and task.exception() is None:
+            baselines.release(task.result())
+        return
     task.cancel()
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
+    task.add_done_callback(_drop)
 
 
 def create(*, owner: tuple[int, int] | None = None, size_mb: int = 2048) -> Workspace:
@@ -231,20 +248,73 @@ def _one_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
-def _copy_tree(src: Path, dst: Path, owner: tuple[int, int] | None) -> None:
-    """Copy files, dirs and symlinks (as links); skip FIFOs, sockets and devices."""
+def _copy_tree(src: Path, dst: Path, owner: tuple[int, int] | None) -> str | None:
+    """Copy files, dirs and symlinks (as links); skip FIFOs, sockets and devices. The
+    source's `SourceKey` as copied (None: it changed meanwhile, or had just changed)."""
+    key = SourceKey(src)
 
-    def copy_regular(s: str, d: str) -> None:
-        if stat.S_ISREG(os.lstat(s).st_mode):
-            shutil.copy2(s, d, follow_symlinks=False)
+    def copy_dir(s: str, d: str, rel: str) -> None:
+        os.makedirs(d, exist_ok=True)
+        with os.scandir(s) as entries:
+            listed = sorted(entries, key=lambda e: e.name)
+        for entry in listed:
+            name = f"{rel}/{entry.name}" if rel else entry.name
+            to = os.path.join(d, entry.name)
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode):
+                key.add(name, st)
+                copy_dir(entry.path, to, name)
+            elif stat.S_ISLNK(st.st_mode):
+                link = os.readlink(entry.path)
+                key.add(name, st, link)
+                os.symlink(link, to)
+            elif stat.S_ISREG(st.st_mode):
+                key.add(name, st)
+                shutil.copy2(entry.path, to, follow_symlinks=False)
+                if _changed(st, os.lstat(entry.path)):
+                    key.changed()
+            else:
+                continue
+            if owner is not None:
+                os.lchown(to, *owner)
+        shutil.copystat(s, d)
 
-    shutil.copytree(src, dst, symlinks=True, copy_function=copy_regular, dirs_exist_ok=True)
-    if owner is None:
-        return
-    os.lchown(dst, *owner)
-    for base, dirs, files in os.walk(dst):
-        for name in (*dirs, *files):
-            os.lchown(os.path.join(base, name), *owner)
+    copy_dir(str(src), str(dst), "")
+    if owner is not None:
+        os.lchown(dst, *owner)
+    return key.value()
+
+
+def _changed(before: os.stat_result, after: os.stat_result) -> bool:
+    def seen(st: os.stat_result) -> tuple[int, ...]:
+        return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
+
+    return seen(before) != seen(after)
+
+
+# Every entry of a workspace: path -> (mode, inode, size, mtime, ctime) (dirs: mode only).
+Tree = dict[str, tuple[int, ...]]
+
+
+def _tree(top: Path) -> Tree:
+    """What a workspace holds, by lstat: equal twice means nothing was written, created,
+    removed or renamed between (any write moves ctime, which nothing can set back)."""
+    found: Tree = {}
+
+    def walk(path: str, rel: str) -> None:
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = f"{rel}/{entry.name}" if rel else entry.name
+                st = entry.stat(follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    found[name] = (st.st_mode,)
+                    walk(entry.path, name)
+                else:
+                    found[name] = (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
+                                   st.st_ctime_ns)  # fmt: skip
+
+    walk(str(top), "")
+    return found
 
 
 def _check_repo(repo: Path) -> Path:
@@ -256,17 +326,24 @@ def _check_repo(repo: Path) -> Path:
     return src
 
 
-async def _snapshot(root: Path) -> str:
-    base = root / _BASE_DIR
-    for sub in ("objects", "refs"):  # a bare repo by hand: one git process fewer
-        (base / sub).mkdir(parents=True, exist_ok=True)
-    (base / "HEAD").write_text("ref: refs/heads/main\n")
-    (base / "info").mkdir(exist_ok=True)
-    (base / "info" / "exclude").write_text("\n".join(_ALWAYS_EXCLUDED) + "\n")
-    script = 'git "$@" add -A -- .\ngit "$@" write-tree'
-    tree = (await git_script(root, script, index=root / "baseline.index")).strip()
-    (root / _BASELINE_TREE).write_text(tree)
-    return tree
+async def _take_baseline(root: Path, key: str | None) -> Baseline:
+    """The shared snapshot of the copy's source state, or (no key) the workspace's own."""
+
+    async def snapshot(at: Path) -> Baseline:
+        git_dir = at / "git"
+        for sub in ("objects", "refs"):  # a bare repo by hand: one git process fewer
+            (git_dir / sub).mkdir(parents=True, exist_ok=True)
+        (git_dir / "HEAD").write_text("ref: refs/heads/main\n")
+        (git_dir / "info").mkdir(exist_ok=True)
+        (git_dir / "info" / "exclude").write_text("\n".join(_ALWAYS_EXCLUDED) + "\n")
+        script = 'git "$@" add -A -- .\ngit "$@" write-tree'
+        index = at / "index"
+        tree = (await git_script(root, script, git_dir=git_dir, index=index)).strip()
+        return Baseline(git_dir, tree, index)
+
+    taken = await baselines.take(key, snapshot, root / _OWN_BASELINE)
+    (root / _BASELINE).write_text(f"{taken.tree}\n{taken.git_dir}\n{taken.index}\n")
+    return taken
 
 
 async def diff(workspace: Path) -> str:
@@ -276,20 +353,27 @@ async def diff(workspace: Path) -> str:
     and tool caches (`__pycache__`, `.pytest_cache`, ...) that are not already tracked.
     """
     root = Path(workspace).parent
-    if not (root / _BASELINE_TREE).is_file():
-        raise SandboxError(f"no baseline for {workspace} (not prepared by corral.sandbox)")
-    tree = (root / _BASELINE_TREE).read_text().strip()
+    try:
+        tree, git_dir, base_index = (root / _BASELINE).read_text().splitlines()
+    except (OSError, ValueError):
+        raise SandboxError(
+            f"no baseline for {workspace} (not prepared by corral.sandbox)"
+        ) from None
     index = root / f"diff-{os.getpid()}-{id(workspace)}.index"
+    (root / "objects").mkdir(exist_ok=True)
     try:
         # copy2 keeps the index's mtime: git trusts a file's cached stat only when the
         # file is older than the index, so a copy stamped "now" made a same-size edit in
         # the baseline's second (a pin bump 3.6 -> 3.7) invisible to the diff.
-        shutil.copy2(root / "baseline.index", index)
+        shutil.copy2(base_index, index)
         script = (
             'git "$@" add -A -- .\n'
             'git "$@" diff --cached --binary --no-color --no-ext-diff --no-textconv "$TREE"'
         )
-        return await git_script(root, script, index=index, extra_env={"TREE": tree})
+        # New objects go to the workspace; the baseline's git dir may be shared.
+        env = {"TREE": tree, "GIT_OBJECT_DIRECTORY": str(root / "objects"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": f"{git_dir}/objects"}  # fmt: skip
+        return await git_script(root, script, git_dir=Path(git_dir), index=index, extra_env=env)
     finally:
         index.unlink(missing_ok=True)
 
