@@ -26,6 +26,16 @@ def test_each_token_shape_is_redacted(kind: str) -> None:
     assert Redactor().redact(text) == f"before [REDACTED:{kind}] after"
 
 
+@pytest.mark.parametrize("count", [1, 40])
+def test_every_registered_value_is_found_however_many(count: int) -> None:
+    """Few values are looked for one by one, many by one regex: both find each."""
+    values = {f"registered-secret-{i:04d}": f"k{i}" for i in range(count)}
+    r = Redactor(values)
+    for value, kind in values.items():
+        assert r.finds(f"x {value} y") and r.redact(value) == f"[REDACTED:{kind}]"
+    assert not r.finds("registered-secret-")
+
+
 def test_harmless_text_is_left_alone() -> None:
     text = "task-1234567890abcdefghij disk-usage sk-short ghp_short eyJ AKIA123"
     assert Redactor().redact(text) == text
