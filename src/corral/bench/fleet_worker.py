@@ -17,6 +17,7 @@ from typing import Any
 
 from corral.bench.fleet import FleetParams, Probe, crash_note, worker_settings
 from corral.gateway.remote import GatewayService
+from corral.orchestrator.heap import tune_for_fleet
 from corral.orchestrator.worker import Worker
 from corral.store import Store
 
@@ -47,4 +48,5 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    tune_for_fleet()
     print(json.dumps(asyncio.run(_work(json.loads(sys.argv[1])))), flush=True)

@@ -21,6 +21,7 @@ import sys
 from types import TracebackType
 
 from corral.bench.workload import Script
+from corral.orchestrator.heap import tune_for_fleet
 from corral.testing import FakeProvider
 
 _READY_TIMEOUT_S = 60
@@ -82,6 +83,7 @@ async def _serve(steps: int, latency: float, rpm: int | None, tpm: int | None) -
 
 if __name__ == "__main__":
     steps_arg, latency_arg, rpm_arg, tpm_arg = sys.argv[1:5]
+    tune_for_fleet()  # it stands in for a remote service: its heap is not corral's
     served_requests = asyncio.run(
         _serve(int(steps_arg), float(latency_arg), int(rpm_arg) or None, int(tpm_arg) or None)
     )

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from corral.cli.gateway import JsonOpt, bench_app
+from corral.orchestrator.heap import tune_for_fleet
 
 SUMMARY = (
     "agents",
@@ -79,6 +80,7 @@ def bench_fleet(
     as_json: JsonOpt = False,
 ) -> None:
     """N scripted agents x S steps through campaign, worker, sandbox, gateway and store."""
+    tune_for_fleet()
     if sandbox not in ("bwrap", "docker", "local"):
         typer.echo(f"error: unknown sandbox {sandbox!r}: use bwrap, docker or local", err=True)
         raise typer.Exit(2)

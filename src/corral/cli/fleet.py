@@ -21,6 +21,7 @@ from corral.orchestrator.campaigns import (
     reopen_campaign,
     run_campaign,
 )
+from corral.orchestrator.heap import tune_for_fleet
 from corral.orchestrator.metrics import FleetMetrics
 from corral.orchestrator.models import FleetModels
 from corral.orchestrator.policy import AuditService, default_redactor
@@ -143,6 +144,7 @@ def _drive(
     url: str | None,
 ) -> None:
     """Find (or create) the campaign, run it to the end, print, exit 0 only if all passed."""
+    tune_for_fleet()
 
     async def go(s: Store) -> dict[str, Any]:
         cid = await find(s)
@@ -312,6 +314,7 @@ def worker(
 ) -> None:
     """Run the scheduler and executor against the store until stopped (Ctrl-C, SIGTERM)."""
     models = _models(gateway, gateway_socket)
+    tune_for_fleet()
     metrics = FleetMetrics()
     if metrics_port is not None:
         from prometheus_client import start_http_server

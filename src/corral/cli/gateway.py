@@ -52,6 +52,7 @@ def serve(
     """Serve the OpenAI-compatible face of the gateway on a Unix socket."""
     from corral.gateway import Face, Gateway, load_config
     from corral.gateway.face import serve_face
+    from corral.orchestrator.heap import tune_for_fleet
 
     try:
         gateway = Gateway(
@@ -70,6 +71,7 @@ def serve(
         async with gateway:
             await serve_face(Face(gateway), str(socket), admin_path=str(admin), on_ready=ready)
 
+    tune_for_fleet()
     try:
         asyncio.run(go())
     except KeyboardInterrupt:
