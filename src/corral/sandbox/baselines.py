@@ -18,6 +18,7 @@ import asyncio
 import atexit
 import dataclasses
 import hashlib
+import itertools
 import os
 import shutil
 import stat
@@ -25,7 +26,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -87,6 +88,7 @@ class Baselines:
     _entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _dir: Path | None = None
+    _tries: Iterator[int] = field(default_factory=itertools.count)
 
     async def take(
         self, key: str | None, make: Callable[[Path], Awaitable[Baseline]], own: Path
@@ -108,9 +110,13 @@ class Baselines:
                     pending = entry.pending = loop.create_future()
                     break
             await asyncio.wait([pending])  # its maker failed: one of us tries again
+        # A dir of its own for each try: a try cut short (its sandbox closed, git killed)
+        # leaves an index.lock that must never meet the next one.
+        at = self._root() / f"{key[:24]}-{next(self._tries)}"
         try:
-            made = await make(self._root() / key[:32])
+            made = await make(at)
         except BaseException:
+            shutil.rmtree(at, ignore_errors=True)
             with self._lock:
                 entry.pending = None
                 if entry.baseline is None and self._entries.get(key) is entry:

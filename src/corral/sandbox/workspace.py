@@ -15,6 +15,7 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,6 +87,7 @@ class Workspace:
     _baseline: asyncio.Task[Baseline] | None = field(default=None, repr=False)
     _source: str | None = field(default=None, repr=False)  # the copy's `SourceKey`
     _untouched: Tree | None = field(default=None, repr=False)  # the copy, as made
+    removed: bool = field(default=False, repr=False)  # set before anything is deleted
 
     @property
     def path(self) -> Path:
@@ -102,7 +104,7 @@ class Workspace:
             await asyncio.to_thread(self._fill, src)
         except (OSError, shutil.Error) as exc:
             raise SandboxError(f"cannot copy repository {src}: {_one_line(exc)}") from None
-        self._baseline = asyncio.ensure_future(_take_baseline(self.root, self._source))
+        self._baseline = asyncio.ensure_future(_take_baseline(self, self._source))
 
     def _fill(self, src: Path) -> None:
         self._source = _copy_tree(src, self.path, self.owner)
@@ -132,7 +134,7 @@ class Workspace:
     async def baseline(self) -> str:
         """The tree id of the workspace as it was before the agent touched it."""
         if self._baseline is None:
-            self._baseline = asyncio.ensure_future(_take_baseline(self.root, None))
+            self._baseline = asyncio.ensure_future(_take_baseline(self, None))
         return (await self._baseline).tree
 
     async def diff(self) -> str:
@@ -142,10 +144,14 @@ class Workspace:
             now = _tree(self.path) if small else await asyncio.to_thread(_tree, self.path)
             if now == self._untouched:
                 return ""
+            was = self._untouched
+            changed = [p for p, seen in now.items() if len(seen) > 1 and was.get(p) != seen]
+            return await diff(self.path, changed=changed)
         return await diff(self.path)
 
     def remove(self) -> None:
         """Delete the workspace (callable from any thread: sandboxes close it in one)."""
+        self.removed = True
         task, self._baseline = self._baseline, None
         if task is not None:
             with contextlib.suppress(RuntimeError):  # its loop is closed: nothing to drop
@@ -326,8 +332,9 @@ def _check_repo(repo: Path) -> Path:
     return src
 
 
-async def _take_baseline(root: Path, key: str | None) -> Baseline:
+async def _take_baseline(ws: Workspace, key: str | None) -> Baseline:
     """The shared snapshot of the copy's source state, or (no key) the workspace's own."""
+    root = ws.root
 
     async def snapshot(at: Path) -> Baseline:
         git_dir = at / "git"
@@ -339,6 +346,8 @@ async def _take_baseline(root: Path, key: str | None) -> Baseline:
         script = 'git "$@" add -A -- .\ngit "$@" write-tree'
         index = at / "index"
         tree = (await git_script(root, script, git_dir=git_dir, index=index)).strip()
+        if ws.removed:  # git may have read a half-deleted copy: never share that
+            raise SandboxError("the workspace was removed while its baseline was taken")
         return Baseline(git_dir, tree, index)
 
     taken = await baselines.take(key, snapshot, root / _OWN_BASELINE)
@@ -346,11 +355,14 @@ async def _take_baseline(root: Path, key: str | None) -> Baseline:
     return taken
 
 
-async def diff(workspace: Path) -> str:
+async def diff(workspace: Path, *, changed: Sequence[str] = ()) -> str:
     """Unified diff of every change in a prepared workspace, new untracked files included.
 
     Files matched by the repo's .gitignore are left out, as git would, and so are build
     and tool caches (`__pycache__`, `.pytest_cache`, ...) that are not already tracked.
+    `changed`: paths known to have been written (by their ctime), which git must read
+    again whatever its index says (it compares times in whole seconds, so a same-size
+    edit whose mtime was put back, in the second the copy was made, would pass for clean).
     """
     root = Path(workspace).parent
     try:
@@ -360,6 +372,7 @@ async def diff(workspace: Path) -> str:
             f"no baseline for {workspace} (not prepared by corral.sandbox)"
         ) from None
     index = root / f"diff-{os.getpid()}-{id(workspace)}.index"
+    reread = index.with_suffix(".reread")
     (root / "objects").mkdir(exist_ok=True)
     try:
         # copy2 keeps the index's mtime: git trusts a file's cached stat only when the
@@ -370,12 +383,17 @@ async def diff(workspace: Path) -> str:
             'git "$@" add -A -- .\n'
             'git "$@" diff --cached --binary --no-color --no-ext-diff --no-textconv "$TREE"'
         )
+        if changed:  # out of the index: `add` hashes them again, from what they hold now
+            reread.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in changed))
+            script = f'git "$@" update-index -z --force-remove --stdin <"$REREAD"\n{script}'
         # New objects go to the workspace; the baseline's git dir may be shared.
         env = {"TREE": tree, "GIT_OBJECT_DIRECTORY": str(root / "objects"),
-               "GIT_ALTERNATE_OBJECT_DIRECTORIES": f"{git_dir}/objects"}  # fmt: skip
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": f"{git_dir}/objects",
+               "REREAD": str(reread)}  # fmt: skip
         return await git_script(root, script, git_dir=Path(git_dir), index=index, extra_env=env)
     finally:
         index.unlink(missing_ok=True)
+        reread.unlink(missing_ok=True)
 
 
 def _rmtree(root: Path) -> None:

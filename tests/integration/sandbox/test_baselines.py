@@ -192,3 +192,56 @@ def test_the_snapshot_dir_of_a_dead_process_is_reaped(tmp_path: Path) -> None:
     (dead / "owner").write_text("999999999:1")
     assert workspace_module.reap_orphans(tmp_path) == [dead] and not dead.exists()
     assert baselines_module.baselines.limit > 0
+
+
+async def test_a_try_cut_short_leaves_nothing_for_the_next(tmp_path: Path) -> None:
+    """A snapshot whose sandbox closed mid-way (git killed) may leave an index.lock."""
+    cache = Baselines()
+    seen: list[bool] = []
+
+    def leave_a_lock(at: Path) -> None:
+        seen.append((at / "index.lock").exists())
+        at.mkdir(parents=True, exist_ok=True)
+        (at / "index.lock").write_text("")
+
+    async def make(at: Path) -> Baseline:
+        leave_a_lock(at)
+        if len(seen) == 1:
+            raise asyncio.CancelledError
+        return Baseline(at / "git", "abc", at / "index")
+
+    with pytest.raises(asyncio.CancelledError):
+        await cache.take("k", make, tmp_path)
+    assert (await cache.take("k", make, tmp_path)).tree == "abc"
+    assert seen == [False, False]
+    cache.clear()
+
+
+async def test_a_workspace_closed_before_its_snapshot_does_not_break_the_next(
+    settled: Path,
+) -> None:
+    for _ in range(3):
+        (await prepare(settled)).remove()  # closed at once: its snapshot is cancelled
+    ws = await prepare(settled)
+    try:
+        await ws.baseline()
+        (ws.path / "app.py").write_text("x = 8\n")
+        assert "+x = 8" in await ws.diff()
+    finally:
+        ws.remove()
+
+
+async def test_a_snapshot_of_a_copy_removed_meanwhile_is_not_shared(settled: Path) -> None:
+    ws = await prepare(settled)
+    ws.removed = True  # as `remove` does first, from the closing thread, while git runs
+    with pytest.raises(SandboxError, match="removed while its baseline"):
+        await ws.baseline()
+    ws.remove()
+    other = await prepare(settled)
+    try:
+        await other.baseline()
+        assert await other.diff() == ""
+        (other.path / "README.md").unlink()
+        assert "-# demo" in await other.diff()
+    finally:
+        other.remove()
