@@ -24,13 +24,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from corral.domain import Completion, ConfigError, ModelError, ProviderError, ToolSpec
+from corral.domain import Completion, ConfigError, ModelError, ProviderError
 from corral.domain.errors import BudgetExceeded, RateLimited
 from corral.gateway.budget import BudgetScope
+from corral.gateway.decoded import Decoded
 from corral.gateway.gateway import Gateway
 from corral.gateway.http11 import HttpRequest, HttpResponse, HttpServer
 from corral.models import ContextWindowExceeded
-from corral.models.openai_format import completion_to_openai, messages_from_openai, one_line
+from corral.models.openai_format import completion_to_openai, one_line
 
 __all__ = ["COST_HEADER", "Face", "Grant", "Grants", "serve_face"]
 
@@ -96,27 +97,6 @@ def _error(status: int, message: str, kind: str, code: str | None = None) -> Htt
     return _json(status, body)
 
 
-def _tools(raw: Any) -> list[ToolSpec]:
-    if raw is None:
-        return []
-    if not isinstance(raw, list):
-        raise ValueError("'tools' must be a list")
-    out = []
-    for i, item in enumerate(raw):
-        fn = item.get("function") if isinstance(item, dict) else None
-        if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
-            raise ValueError(f"tools[{i}] is not a function tool")
-        params = fn.get("parameters")
-        out.append(
-            ToolSpec(
-                name=fn["name"],
-                description=str(fn.get("description") or ""),
-                parameters=params if isinstance(params, dict) else {"type": "object"},
-            )
-        )
-    return out
-
-
 def _sse(payload: dict[str, Any]) -> bytes:
     """A whole completion as a chat.completion.chunk stream (clients that insist on
     streaming get the answer in one burst)."""
@@ -141,6 +121,7 @@ class Face:
         self.gateway = gateway
         self.grants = grants or Grants()
         self._responses = 0
+        self._decoded = Decoded()  # what clients sent before: their history, tool sets
 
     def issue_token(
         self,
@@ -190,10 +171,11 @@ class Face:
             body = json.loads(request.body)
             if not isinstance(body, dict):
                 raise ValueError("the body must be a JSON object")
-            messages = messages_from_openai(body.get("messages") or [])
-            if not messages:
+            raw = body.get("messages") or []
+            if not isinstance(raw, list) or not raw:
                 raise ValueError("'messages' must be a non-empty list")
-            tools = _tools(body.get("tools"))
+            messages = self._decoded.messages(raw)
+            tools = self._decoded.tools(body.get("tools"))
             limit = body.get("max_completion_tokens") or body.get("max_tokens")
             max_tokens = limit if isinstance(limit, int) and limit > 0 else None
         except ValueError as exc:

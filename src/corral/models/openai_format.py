@@ -20,6 +20,7 @@ from corral.domain import Completion, Message, ProviderError, ToolCall, ToolSpec
 
 __all__ = [
     "completion_to_openai",
+    "message_from_openai",
     "messages_from_openai",
     "messages_to_openai",
     "one_line",
@@ -103,30 +104,30 @@ def messages_from_openai(raw: Sequence[Mapping[str, Any]]) -> list[Message]:
 
     Raises ValueError naming the message index when a message cannot be understood.
     """
-    out: list[Message] = []
-    for i, m in enumerate(raw):
-        if not isinstance(m, Mapping):
-            raise ValueError(f"messages[{i}] is not an object")
-        role = m.get("role")
-        if role == "developer":
-            role = "system"
-        if role not in ("system", "user", "assistant", "tool"):
-            raise ValueError(f"messages[{i}].role {role!r} is not one we understand")
-        calls = m.get("tool_calls") or []
-        if not isinstance(calls, list):
-            raise ValueError(f"messages[{i}].tool_calls is not a list")
-        name = m.get("name")
-        tool_call_id = m.get("tool_call_id")
-        out.append(
-            Message(
-                role=role,
-                content=_text_of(m.get("content")),
-                tool_calls=tuple(parse_tool_call(c, j) for j, c in enumerate(calls)),
-                tool_call_id=str(tool_call_id) if tool_call_id is not None else None,
-                name=str(name) if name is not None and role != "tool" else None,
-            )
-        )
-    return out
+    return [message_from_openai(m, i) for i, m in enumerate(raw)]
+
+
+def message_from_openai(m: Any, i: int) -> Message:
+    """One OpenAI chat message, the `i`th of its request (named in a ValueError)."""
+    if not isinstance(m, Mapping):
+        raise ValueError(f"messages[{i}] is not an object")
+    role = m.get("role")
+    if role == "developer":
+        role = "system"
+    if role not in ("system", "user", "assistant", "tool"):
+        raise ValueError(f"messages[{i}].role {role!r} is not one we understand")
+    calls = m.get("tool_calls") or []
+    if not isinstance(calls, list):
+        raise ValueError(f"messages[{i}].tool_calls is not a list")
+    name = m.get("name")
+    tool_call_id = m.get("tool_call_id")
+    return Message(
+        role=role,
+        content=_text_of(m.get("content")),
+        tool_calls=tuple(parse_tool_call(c, j) for j, c in enumerate(calls)),
+        tool_call_id=str(tool_call_id) if tool_call_id is not None else None,
+        name=str(name) if name is not None and role != "tool" else None,
+    )
 
 
 # --- responses ------------------------------------------------------------------------

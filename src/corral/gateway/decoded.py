@@ -1,0 +1,81 @@
+"""Messages and tool sets a client sends, decoded once per content (the face's cache).
+
+Why: an agent sends its whole history on every call, and the face decoded every message
+into a domain `Message` and encoded it again for the provider each time: about half of a
+gateway service's CPU. The same content now yields the same objects, so only new
+messages are decoded, and the wire's encoding (kept per object, `gateway.wire`) is
+reused. The key is the item's compact JSON (C-fast to make); entries go least recently
+used first past a byte budget.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from corral.domain import Message, ToolSpec
+from corral.models.openai_format import message_from_openai
+
+__all__ = ["Decoded", "tool_from_openai"]
+
+T = TypeVar("T")
+
+
+def _key(item: Any) -> str:
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+
+
+def tool_from_openai(item: Any, i: int) -> ToolSpec:
+    fn = item.get("function") if isinstance(item, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise ValueError(f"tools[{i}] is not a function tool")
+    params = fn.get("parameters")
+    return ToolSpec(
+        name=fn["name"],
+        description=str(fn.get("description") or ""),
+        parameters=params if isinstance(params, dict) else {"type": "object"},
+    )
+
+
+class Decoded:
+    """Content → decoded object, least recently used dropped past `max_bytes` of keys."""
+
+    def __init__(self, max_bytes: int = 32 << 20) -> None:
+        self.max_bytes = max_bytes
+        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._bytes = 0
+
+    def messages(self, raw: Sequence[Any]) -> list[Message]:
+        """Raises ValueError naming the message index when one cannot be understood."""
+        return [self._get(m, i, message_from_openai) for i, m in enumerate(raw)]
+
+    def tools(self, raw: Any) -> list[ToolSpec]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise ValueError("'tools' must be a list")
+        made = self._get(raw, 0, lambda r, _: tuple(map(tool_from_openai, r, range(len(r)))))
+        return list(made)
+
+    def _get(self, item: Any, i: int, decode: Callable[[Any, int], T]) -> T:
+        try:
+            key = _key(item)
+        except (TypeError, ValueError):  # not plain JSON data: decode, do not keep
+            return decode(item, i)
+        items = self._items
+        hit = items.get(key)
+        if hit is not None:
+            items.move_to_end(key)
+            return hit  # type: ignore[no-any-return]
+        made = decode(item, i)
+        items[key] = made
+        self._bytes += len(key)
+        while self._bytes > self.max_bytes and items:
+            old, _ = items.popitem(last=False)
+            self._bytes -= len(old)
+        return made
+
+    def __len__(self) -> int:
+        return len(self._items)
