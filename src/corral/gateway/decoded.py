@@ -4,8 +4,8 @@ Why: an agent sends its whole history on every call, and the face decoded every 
 into a domain `Message` and encoded it again for the provider each time: about half of a
 gateway service's CPU. The same content now yields the same objects, so only new
 messages are decoded, and the wire's encoding (kept per object, `gateway.wire`) is
-reused. The key is the item's compact JSON (C-fast to make); entries go least recently
-used first past a byte budget.
+reused. A message's key is its JSON (C-fast to make), dropped least recently used first
+past a byte budget; the few tool sets in use are found by comparing them.
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ __all__ = ["Decoded", "tool_from_openai"]
 T = TypeVar("T")
 
 
-def _key(item: Any) -> str:
-    return json.dumps(item, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+_key = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
+# Tool sets are few and large: found by comparing (C-fast) with these recent ones.
+_TOOL_SETS = 8
 
 
 def tool_from_openai(item: Any, i: int) -> ToolSpec:
@@ -46,6 +47,7 @@ class Decoded:
         self.max_bytes = max_bytes
         self._items: OrderedDict[str, Any] = OrderedDict()
         self._bytes = 0
+        self._tool_sets: list[tuple[list[Any], tuple[ToolSpec, ...]]] = []
 
     def messages(self, raw: Sequence[Any]) -> list[Message]:
         """Raises ValueError naming the message index when one cannot be understood."""
@@ -56,7 +58,13 @@ class Decoded:
             return []
         if not isinstance(raw, list):
             raise ValueError("'tools' must be a list")
-        made = self._get(raw, 0, lambda r, _: tuple(map(tool_from_openai, r, range(len(r)))))
+        for i, (seen, made) in enumerate(self._tool_sets):
+            if seen == raw:
+                if i:  # most recent first
+                    self._tool_sets.insert(0, self._tool_sets.pop(i))
+                return list(made)
+        made = tuple(map(tool_from_openai, raw, range(len(raw))))
+        self._tool_sets = [(raw, made), *self._tool_sets[: _TOOL_SETS - 1]]
         return list(made)
 
     def _get(self, item: Any, i: int, decode: Callable[[Any, int], T]) -> T:
