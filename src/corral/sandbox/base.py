@@ -59,10 +59,11 @@ async def _together(*steps: Coroutine[Any, Any, None]) -> None:
         raise
 
 
-# A thousand attempts admitted at once must not boot a thousand sandboxes at once: on a
-# small machine every boot then takes longer than its timeout. A few boot at a time; the
-# rest wait their turn (a queue, not a failure).
-_BOOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+# A thousand attempts admitted at once must not boot a thousand sandboxes at once: the
+# boots then contend in the kernel (a thousand bwrap starts at once took 3x the system
+# CPU) or outlast their timeouts. A backend's `boots_per_core` boot at a time per loop;
+# the rest wait their turn (a queue, not a failure).
+_BOOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
 
@@ -89,11 +90,11 @@ def reap_leftovers() -> list[str]:
     return gone
 
 
-def _boot_slot() -> asyncio.Semaphore:
-    loop = asyncio.get_running_loop()
-    sem = _BOOTS.get(loop)
+def _boot_slot(kind: str, per_core: int) -> asyncio.Semaphore:
+    slots = _BOOTS.setdefault(asyncio.get_running_loop(), {})
+    sem = slots.get(kind)
     if sem is None:
-        sem = _BOOTS[loop] = asyncio.Semaphore(max(4, 2 * (os.cpu_count() or 1)))
+        sem = slots[kind] = asyncio.Semaphore(max(4, per_core * (os.cpu_count() or 1)))
     return sem
 
 
@@ -102,6 +103,9 @@ class BaseSandbox:
 
     kind: str = ""
     workdir: str = ""
+    # Boots in flight per core (see `_boot_slot`): many overlap the waits of each (the
+    # launcher, threads) with the others' work, too many contend in the kernel.
+    boots_per_core = 2
 
     def __init__(
         self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None
@@ -153,7 +157,7 @@ class BaseSandbox:
             else:
                 self._check_available()
                 _reap_once()
-                async with _boot_slot():
+                async with _boot_slot(self.kind, self.boots_per_core):
                     self._starting()
                     self._ws = await asyncio.to_thread(
                         create, owner=self._owner, size_mb=self.limits.workspace_mb
@@ -172,7 +176,7 @@ class BaseSandbox:
         self._check_available()
         _reap_once()
         try:
-            async with _boot_slot():
+            async with _boot_slot(self.kind, self.boots_per_core):
                 self._starting()
                 self._ws = await asyncio.to_thread(
                     create, owner=self._owner, size_mb=self.limits.workspace_mb

@@ -60,6 +60,9 @@ class BwrapSandbox(BaseSandbox):
 
     kind = "bwrap"
     workdir = WORKDIR
+    # 1,000 agents on 2 cores: 4 at a time 26 s, 16: 21.5 s, 64: 19.7 s, 128: 19.3 s,
+    # all at once 38 s (docs/benchmarks-notes.md, session 4).
+    boots_per_core = 32
 
     def __init__(
         self, repo: Path, *, limits: SandboxLimits | None = None, attempt_id: str | None = None,
