@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -150,14 +151,10 @@ def test_check_model_spec_returns_the_name_and_raises_the_same_errors() -> None:
         check_model_spec("openai/gpt-4o", env={})
 
 
-def test_resolution_does_not_import_litellm() -> None:
-    import subprocess
-    import sys
-
-    code = (
+def test_resolution_does_not_import_litellm(fresh_python: Callable[[str], str]) -> None:
+    out = fresh_python(
         "import sys; from corral.models import parse_model_spec;"
         "parse_model_spec('openai/gpt-4o', env={'OPENAI_API_KEY': 'k'});"
         "print('litellm' in sys.modules)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.strip() == "False"
