@@ -109,7 +109,10 @@ class Workspace:
     def _fill(self, src: Path) -> None:
         self._source = _copy_tree(src, self.path, self.owner)
         self.lock_git()
-        self._untouched = _tree(self.path)
+        try:
+            self._untouched = _tree(self.path)
+        except OSError:  # a part we cannot read (not root): every diff asks git
+            self._untouched = None
 
     def lock_git(self) -> None:
         """Make `.git/hooks` and `.git/config` read-only, in the sandbox too.
@@ -139,15 +142,23 @@ class Workspace:
 
     async def diff(self) -> str:
         await self.baseline()
-        if self._untouched is not None:
-            small = len(self._untouched) < 256  # a walk cheaper than a thread hop
-            now = _tree(self.path) if small else await asyncio.to_thread(_tree, self.path)
-            if now == self._untouched:
-                return ""
-            was = self._untouched
-            changed = [p for p, seen in now.items() if len(seen) > 1 and was.get(p) != seen]
-            return await diff(self.path, changed=changed)
-        return await diff(self.path)
+        was = self._untouched
+        if was is None:
+            return await diff(self.path)
+        try:
+            # A small copy is walked here (cheaper than a thread hop) unless the agent
+            # made it large; a large one in a thread, off the event loop.
+            now = _tree(self.path, limit=512) if len(was) < 256 else None
+            if now is None:
+                now = await asyncio.to_thread(_tree, self.path)
+        except OSError as exc:  # unreadable to us (not root): git reads what it can
+            log.debug("cannot walk %s: %s", self.path, exc)
+            return await diff(self.path)
+        assert now is not None
+        if now == was:
+            return ""
+        changed = [p for p, seen in now.items() if len(seen) > 1 and was.get(p) != seen]
+        return await diff(self.path, changed=changed)
 
     def remove(self) -> None:
         """Delete the workspace (callable from any thread: sandboxes close it in one)."""
@@ -302,24 +313,26 @@ def _changed(before: os.stat_result, after: os.stat_result) -> bool:
 Tree = dict[str, tuple[int, ...]]
 
 
-def _tree(top: Path) -> Tree:
+def _tree(top: Path, limit: int | None = None) -> Tree | None:
     """What a workspace holds, by lstat: equal twice means nothing was written, created,
-    removed or renamed between (any write moves ctime, which nothing can set back)."""
+    removed or renamed between (any write moves ctime, which nothing can set back).
+    None past `limit` entries. Iterative: an agent may nest directories very deep."""
     found: Tree = {}
-
-    def walk(path: str, rel: str) -> None:
+    todo = [(str(top), "")]
+    while todo:
+        path, rel = todo.pop()
         with os.scandir(path) as entries:
             for entry in entries:
                 name = f"{rel}/{entry.name}" if rel else entry.name
                 st = entry.stat(follow_symlinks=False)
                 if stat.S_ISDIR(st.st_mode):
                     found[name] = (st.st_mode,)
-                    walk(entry.path, name)
+                    todo.append((entry.path, name))
                 else:
                     found[name] = (st.st_mode, st.st_ino, st.st_size, st.st_mtime_ns,
                                    st.st_ctime_ns)  # fmt: skip
-
-    walk(str(top), "")
+        if limit is not None and len(found) > limit:
+            return None
     return found
 
 

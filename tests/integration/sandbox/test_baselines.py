@@ -245,3 +245,23 @@ async def test_a_snapshot_of_a_copy_removed_meanwhile_is_not_shared(settled: Pat
         assert "-# demo" in await other.diff()
     finally:
         other.remove()
+
+
+async def test_deep_and_wide_changes_are_walked_and_diffed(settled: Path) -> None:
+    """Deeper than Python's recursion limit, and more files than the inline walk takes."""
+    ws = await prepare(settled)
+    try:
+        await ws.baseline()
+        deep = ws.path
+        for _ in range(1100):  # one level at a time: makedirs itself recurses
+            deep = deep / "d"
+            deep.mkdir()
+        (deep / "bottom.txt").write_text("deep\n")
+        wide = ws.path / "wide"
+        wide.mkdir()
+        for i in range(600):
+            (wide / f"f{i:03d}.txt").write_text(f"{i}\n")
+        patch = await ws.diff()
+        assert "bottom.txt" in patch and "wide/f599.txt" in patch
+    finally:
+        ws.remove()
