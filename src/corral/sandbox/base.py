@@ -62,7 +62,9 @@ async def _together(*steps: Coroutine[Any, Any, None]) -> None:
 # A thousand attempts admitted at once must not boot a thousand sandboxes at once: the
 # boots then contend in the kernel (a thousand bwrap starts at once took 3x the system
 # CPU) or outlast their timeouts. A backend's `boots_per_core` boot at a time per loop;
-# the rest wait their turn (a queue, not a failure).
+# the rest wait their turn (a queue, not a failure). More cores do not lift the cap:
+# mounts, which every boot makes, are serialised by one kernel lock.
+_MAX_BOOTS = 128
 _BOOTS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary()
 )
@@ -94,7 +96,8 @@ def _boot_slot(kind: str, per_core: int) -> asyncio.Semaphore:
     slots = _BOOTS.setdefault(asyncio.get_running_loop(), {})
     sem = slots.get(kind)
     if sem is None:
-        sem = slots[kind] = asyncio.Semaphore(max(4, per_core * (os.cpu_count() or 1)))
+        wanted = per_core * (os.cpu_count() or 1)
+        sem = slots[kind] = asyncio.Semaphore(max(4, min(wanted, _MAX_BOOTS)))
     return sem
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from corral.sandbox.base import _MAX_BOOTS, _boot_slot
 from corral.sandbox.local import LocalSandbox
 from corral.sandbox.workspace import Workspace
 
@@ -39,3 +40,10 @@ async def test_boots_in_flight_are_bounded_per_core(
         assert {(await b.exec("echo up", 5)).output for b in boxes} == {"up\n"}
     finally:
         await asyncio.gather(*(b.close() for b in boxes))
+
+
+async def test_more_cores_do_not_lift_the_cap(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.cpu_count", lambda: 1000)
+    assert _boot_slot("many-cores", 32)._value == _MAX_BOOTS
+    monkeypatch.setattr("os.cpu_count", lambda: 1)
+    assert _boot_slot("one-core", 1)._value == 4  # and a small machine keeps a few
