@@ -10,6 +10,7 @@ instead of queueing for one each.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import queue
 import threading
 from collections.abc import Callable
@@ -37,16 +38,29 @@ class _Item:
     future: asyncio.Future[Any]
 
 
-def _settle(item: _Item, result: Any, error: BaseException | None) -> None:
-    def done() -> None:
+Settled = tuple[_Item, Any, BaseException | None]  # an item, its result, or its error
+
+
+def _settle(batch: list[Settled]) -> None:
+    """Wake a batch's callers: one hop per event loop, not one per item. Why: each hop
+    is a syscall that lets the loop take the GIL back, so settling 500 items one by one
+    made this thread wait its turn 500 times, and every caller with it."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[Settled]] = {}
+    for settled in batch:
+        by_loop.setdefault(settled[0].loop, []).append(settled)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # its loop is closed: nobody waits
+            loop.call_soon_threadsafe(_resolve, items)
+
+
+def _resolve(items: list[Settled]) -> None:
+    for item, result, error in items:
         if item.future.done():
-            return
+            continue
         if error is None:
             item.future.set_result(result)
         else:
             item.future.set_exception(error)
-
-    item.loop.call_soon_threadsafe(done)
 
 
 class StoreWriter:
@@ -139,13 +153,11 @@ class StoreWriter:
             sync_with_retry(together, "store write")
         except Exception:
             # One bad write must not fail its neighbours: run each on its own.
-            for item in batch:
-                self._commit_one(item)
+            _settle([self._commit_one(item) for item in batch])
             return
-        for item, result in zip(batch, results, strict=True):
-            _settle(item, result, None)
+        _settle([(item, result, None) for item, result in zip(batch, results, strict=True)])
 
-    def _commit_one(self, item: _Item) -> None:
+    def _commit_one(self, item: _Item) -> Settled:
         def alone() -> Any:
             with self.engine.begin() as conn:
                 return self._apply(conn, item)
@@ -154,14 +166,12 @@ class StoreWriter:
             result = sync_with_retry(alone, "store write")
         except IntegrityError as e:
             if item.op is not None:  # the caller's own constraint logic (dedupe) decides
-                _settle(item, None, e)
-                return
+                return item, None, e
             r = item.rows[0] if item.rows else {}
             what = f"event {r.get('seq')} of attempt {r.get('attempt_id')}" if r else "a row"
-            _settle(item, None, StoreError(f"{what} already exists"))
+            return item, None, StoreError(f"{what} already exists")
         except SQLAlchemyError as e:
-            _settle(item, None, StoreError(f"cannot write: {e.__class__.__name__}: {e}"))
+            return item, None, StoreError(f"cannot write: {e.__class__.__name__}: {e}")
         except Exception as e:  # a bug in an op: report it to its caller
-            _settle(item, None, e)
-        else:
-            _settle(item, result, None)
+            return item, None, e
+        return item, result, None

@@ -110,3 +110,43 @@ async def test_rows_with_other_columns_are_not_bound_as_the_first_ones(store: St
     with store.writer.engine.connect() as conn:
         ids = conn.execute(sa.select(events.c.id).where(events.c.attempt_id == aid)).scalars()
         assert 987654 in set(ids)
+
+
+async def test_a_batch_wakes_its_loop_once(store: Store, monkeypatch: Any) -> None:
+    """Each wake-up of the loop from the writer thread is a syscall that hands the GIL
+    back to the loop; a batch of 50 writes must not cost 50 of them."""
+    loop = asyncio.get_running_loop()
+    hops = 0
+    real = loop.call_soon_threadsafe
+
+    def counted(*args: Any, **kw: Any) -> Any:
+        nonlocal hops
+        if threading.current_thread() is store.writer._thread:
+            hops += 1
+        return real(*args, **kw)
+
+    aid = await new_attempt(store)
+    monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+    results = await _one_batch(store, [store.append(_event(aid, i)) for i in range(50)])
+    assert results == [None] * 50
+    assert hops == 2  # the holding op's batch, then the 50 writes' batch
+
+
+async def test_a_closed_loop_does_not_stop_the_writer(store: Store) -> None:
+    """A caller whose loop closed before its write settled: the writer goes on."""
+    aid = await new_attempt(store)
+
+    def elsewhere() -> None:
+        other = asyncio.new_event_loop()
+        try:
+            queued = other.create_task(store.append(_event(aid, 1)))
+            other.run_until_complete(asyncio.sleep(0))  # queued, not yet settled
+            assert not queued.done()
+            queued.cancel()  # the caller gives up; its write stays queued
+            other.run_until_complete(asyncio.gather(queued, return_exceptions=True))
+        finally:
+            other.close()  # its write settles into a closed loop
+
+    await asyncio.to_thread(elsewhere)
+    await store.append(_event(aid, 2))  # served: the writer thread is alive
+    assert store.writer._thread.is_alive()
