@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,17 @@ def git_runs(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return runs
 
 
+@contextlib.asynccontextmanager
+async def prepared(src: Path) -> AsyncIterator[Workspace]:
+    """A workspace copied from `src`, its baseline taken, removed afterwards."""
+    ws = await prepare(src)
+    try:
+        await ws.baseline()
+        yield ws
+    finally:
+        ws.remove()
+
+
 async def _baseline(ws: Workspace) -> Baseline:
     await ws.baseline()
     assert ws._baseline is not None
@@ -74,16 +87,12 @@ async def test_copies_of_one_state_share_a_snapshot_and_keep_their_own_diffs(
 
 async def test_same_size_edit_with_its_time_put_back_is_in_the_diff(settled: Path) -> None:
     """The copy that took the shared snapshot: its index's stat data are its own files'."""
-    ws = await prepare(settled)
-    try:
-        await ws.baseline()
+    async with prepared(settled) as ws:
         target = ws.path / "app.py"
         before = target.stat()
         target.write_text("x = 7\n")  # same size as "x = 1\n"
         os.utime(target, ns=(before.st_atime_ns, before.st_mtime_ns))
         assert "+x = 7" in await ws.diff()
-    finally:
-        ws.remove()
 
 
 async def test_a_changed_source_gets_a_new_snapshot(settled: Path) -> None:
@@ -120,9 +129,7 @@ async def test_a_source_that_just_changed_gets_the_workspaces_own_snapshot(
 async def test_an_untouched_workspace_has_an_empty_diff_without_git(
     settled: Path, git_runs: list[str]
 ) -> None:
-    ws = await prepare(settled)
-    try:
-        await ws.baseline()
+    async with prepared(settled) as ws:
         snapshots = len(git_runs)
         assert await ws.diff() == ""
         assert len(git_runs) == snapshots  # nothing was written: no git at all
@@ -130,8 +137,6 @@ async def test_an_untouched_workspace_has_an_empty_diff_without_git(
         (ws.path / "app.py").touch()  # a write that changes nothing still asks git
         assert await ws.diff() == ""
         assert len(git_runs) == snapshots + 1
-    finally:
-        ws.remove()
 
 
 async def test_concurrent_copies_make_one_snapshot(settled: Path, git_runs: list[str]) -> None:
@@ -222,13 +227,9 @@ async def test_a_workspace_closed_before_its_snapshot_does_not_break_the_next(
 ) -> None:
     for _ in range(3):
         (await prepare(settled)).remove()  # closed at once: its snapshot is cancelled
-    ws = await prepare(settled)
-    try:
-        await ws.baseline()
+    async with prepared(settled) as ws:
         (ws.path / "app.py").write_text("x = 8\n")
         assert "+x = 8" in await ws.diff()
-    finally:
-        ws.remove()
 
 
 async def test_a_snapshot_of_a_copy_removed_meanwhile_is_not_shared(settled: Path) -> None:
@@ -237,21 +238,15 @@ async def test_a_snapshot_of_a_copy_removed_meanwhile_is_not_shared(settled: Pat
     with pytest.raises(SandboxError, match="removed while its baseline"):
         await ws.baseline()
     ws.remove()
-    other = await prepare(settled)
-    try:
-        await other.baseline()
+    async with prepared(settled) as other:
         assert await other.diff() == ""
         (other.path / "README.md").unlink()
         assert "-# demo" in await other.diff()
-    finally:
-        other.remove()
 
 
 async def test_deep_and_wide_changes_are_walked_and_diffed(settled: Path) -> None:
     """Deeper than Python's recursion limit, and more files than the inline walk takes."""
-    ws = await prepare(settled)
-    try:
-        await ws.baseline()
+    async with prepared(settled) as ws:
         deep = ws.path
         for _ in range(1100):  # one level at a time: makedirs itself recurses
             deep = deep / "d"
@@ -263,5 +258,3 @@ async def test_deep_and_wide_changes_are_walked_and_diffed(settled: Path) -> Non
             (wide / f"f{i:03d}.txt").write_text(f"{i}\n")
         patch = await ws.diff()
         assert "bottom.txt" in patch and "wide/f599.txt" in patch
-    finally:
-        ws.remove()
