@@ -109,7 +109,7 @@ class Baselines:
                 if pending is None or pending.done() or pending.get_loop() is not loop:
                     pending = entry.pending = loop.create_future()
                     break
-            await asyncio.wait([pending])  # its maker failed: one of us tries again
+            await asyncio.wait([pending])  # being made: take it, or (its maker failed) try
         # A dir of its own for each try: a try cut short (its sandbox closed, git killed)
         # leaves an index.lock that must never meet the next one.
         at = self._root() / f"{key[:24]}-{next(self._tries)}"
