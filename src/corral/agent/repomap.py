@@ -18,8 +18,11 @@ Score of a file (higher first; ties: shallower path, then name):
 from __future__ import annotations
 
 import ast
+import hashlib
 import os
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -157,6 +160,33 @@ def _py_signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
     return f"{prefix} {fn.name}({sig})"
 
 
+# Parsed definitions by content: a fleet maps the same files for attempt after attempt,
+# and parsing (`ast`) is what a map costs; reading and hashing a file is far cheaper.
+_PARSED: OrderedDict[tuple[str, bytes], tuple[list[str], set[str], set[str]]] = OrderedDict()
+_PARSED_MAX = 20_000
+_PARSED_LOCK = threading.Lock()  # maps are built in worker threads too
+
+
+def _parse(info: FileInfo, data: bytes, lang: str) -> None:
+    key = (lang, hashlib.blake2b(data, digest_size=16).digest())
+    with _PARSED_LOCK:
+        hit = _PARSED.get(key)
+        if hit is not None:
+            _PARSED.move_to_end(key)
+    if hit is None:
+        text = data.decode("utf-8", "replace")
+        if lang == "py":
+            _parse_python(info, text)
+        else:
+            _parse_regex(info, text, lang)
+        hit = (list(info.defs), set(info.names), set(info.imports))
+        with _PARSED_LOCK:
+            _PARSED[key] = hit
+            while len(_PARSED) > _PARSED_MAX:
+                _PARSED.popitem(last=False)
+    info.defs, info.names, info.imports = list(hit[0]), set(hit[1]), set(hit[2])
+
+
 def _parse_python(info: FileInfo, text: str) -> None:
     try:
         tree = ast.parse(text)
@@ -232,11 +262,7 @@ def scan(root: Path) -> list[FileInfo]:
             info = FileInfo(path=full.relative_to(root).as_posix())
             lang = EXT_LANG.get(full.suffix.lower())
             if lang is not None:
-                text = data.decode("utf-8", "replace")
-                if lang == "py":
-                    _parse_python(info, text)
-                else:
-                    _parse_regex(info, text, lang)
+                _parse(info, data, lang)
             files.append(info)
             if len(files) >= MAX_FILES:
                 return files

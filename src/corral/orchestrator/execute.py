@@ -7,6 +7,7 @@ lease for the fleet).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -92,7 +93,10 @@ async def execute_attempt(
     try:
         try:
             await box.start()
-            repo_map = build_repo_map(box.workspace, task, token_budget=config.repo_map_tokens)
+            # Off the loop: parsing a large repo's files takes a while on a cold cache.
+            repo_map = await asyncio.to_thread(
+                build_repo_map, box.workspace, task, token_budget=config.repo_map_tokens
+            )
             loop = AgentLoop(
                 attempt_id=attempt_id,
                 model=model,

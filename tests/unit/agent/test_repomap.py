@@ -109,3 +109,30 @@ def test_small_budget_keeps_the_top_file_and_says_more(repo: Path) -> None:
 def test_empty_repo_and_split_words(tmp_path: Path) -> None:
     assert "no source files" in build_repo_map(tmp_path, "anything")
     assert split_words("parseHTTPResponse_v2") == ["parse", "http", "response", "v", "2"]
+
+
+def test_a_copy_of_the_same_files_is_not_parsed_again(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fleet maps the same repo attempt after attempt: parsing is done once per content,
+    and a changed file is parsed again."""
+    import shutil
+
+    from corral.agent import repomap
+
+    parsed: list[str] = []
+    real = repomap._parse_python
+
+    def counted(info: repomap.FileInfo, text: str) -> None:
+        parsed.append(info.path)
+        real(info, text)
+
+    monkeypatch.setattr(repomap, "_parse_python", counted)
+    first = build_repo_map(repo, TASK)
+    copy = tmp_path / "copy"
+    shutil.copytree(repo, copy, symlinks=True)
+    parsed.clear()
+    assert build_repo_map(copy, TASK) == first and parsed == []
+    put(copy, "src/shop/cart.py", "class Basket:\n    def grand_total(self): ...\n")
+    again = build_repo_map(copy, TASK)
+    assert parsed == ["src/shop/cart.py"] and "class Basket" in again
