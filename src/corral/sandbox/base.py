@@ -92,12 +92,16 @@ def reap_leftovers() -> list[str]:
     return gone
 
 
+def boots_at_once(per_core: int) -> int:
+    """How many sandboxes of a backend boot at a time in one event loop."""
+    return max(4, min(per_core * (os.cpu_count() or 1), _MAX_BOOTS))
+
+
 def _boot_slot(kind: str, per_core: int) -> asyncio.Semaphore:
     slots = _BOOTS.setdefault(asyncio.get_running_loop(), {})
     sem = slots.get(kind)
     if sem is None:
-        wanted = per_core * (os.cpu_count() or 1)
-        sem = slots[kind] = asyncio.Semaphore(max(4, min(wanted, _MAX_BOOTS)))
+        sem = slots[kind] = asyncio.Semaphore(boots_at_once(per_core))
     return sem
 
 
