@@ -3,8 +3,9 @@
 The model should know where to look before its first command. The map lists files with
 their top-level definitions (Python via `ast`, other languages via simple regexes),
 ranked by a small, explainable relevance score against the task, and cut to a token
-budget (~4 characters per token). It runs on the host, before the sandbox starts, and
-only reads: no symlink is followed and vendored, generated or binary files are skipped.
+budget (~4 characters per token). It runs on the host, in a thread, over the
+workspace's copy before the agent's first step, and only reads: no symlink is followed
+and vendored, generated or binary files are skipped.
 
 Score of a file (higher first; ties: shallower path, then name):
   +10  the task names the file's path (or its file name)
@@ -162,7 +163,8 @@ def _py_signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> str:
 
 # Parsed definitions by content: a fleet maps the same files for attempt after attempt,
 # and parsing (`ast`) is what a map costs; reading and hashing a file is far cheaper.
-_PARSED: OrderedDict[tuple[str, bytes], tuple[list[str], set[str], set[str]]] = OrderedDict()
+_Parsed = tuple[tuple[str, ...], frozenset[str], frozenset[str]]  # defs, names, imports
+_PARSED: OrderedDict[tuple[str, bytes], _Parsed] = OrderedDict()
 _PARSED_MAX = 20_000
 _PARSED_LOCK = threading.Lock()  # maps are built in worker threads too
 
@@ -173,18 +175,18 @@ def _parse(info: FileInfo, data: bytes, lang: str) -> None:
         hit = _PARSED.get(key)
         if hit is not None:
             _PARSED.move_to_end(key)
-    if hit is None:
-        text = data.decode("utf-8", "replace")
-        if lang == "py":
-            _parse_python(info, text)
-        else:
-            _parse_regex(info, text, lang)
-        hit = (list(info.defs), set(info.names), set(info.imports))
-        with _PARSED_LOCK:
-            _PARSED[key] = hit
-            while len(_PARSED) > _PARSED_MAX:
-                _PARSED.popitem(last=False)
-    info.defs, info.names, info.imports = list(hit[0]), set(hit[1]), set(hit[2])
+    if hit is not None:
+        info.defs, info.names, info.imports = list(hit[0]), set(hit[1]), set(hit[2])
+        return
+    text = data.decode("utf-8", "replace")
+    if lang == "py":
+        _parse_python(info, text)
+    else:
+        _parse_regex(info, text, lang)
+    with _PARSED_LOCK:
+        _PARSED[key] = (tuple(info.defs), frozenset(info.names), frozenset(info.imports))
+        while len(_PARSED) > _PARSED_MAX:
+            _PARSED.popitem(last=False)
 
 
 def _parse_python(info: FileInfo, text: str) -> None:

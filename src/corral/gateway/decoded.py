@@ -12,16 +12,13 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any
 
 from corral.domain import Message, ToolSpec
 from corral.models.openai_format import message_from_openai
 
 __all__ = ["Decoded", "tool_from_openai"]
-
-T = TypeVar("T")
-
 
 _key = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode
 # Tool sets are few and large: found by comparing (C-fast) with these recent ones.
@@ -45,13 +42,13 @@ class Decoded:
 
     def __init__(self, max_bytes: int = 32 << 20) -> None:
         self.max_bytes = max_bytes
-        self._items: OrderedDict[str, Any] = OrderedDict()
+        self._items: OrderedDict[str, Message] = OrderedDict()
         self._bytes = 0
         self._tool_sets: list[tuple[list[Any], tuple[ToolSpec, ...]]] = []
 
     def messages(self, raw: Sequence[Any]) -> list[Message]:
         """Raises ValueError naming the message index when one cannot be understood."""
-        return [self._get(m, i, message_from_openai) for i, m in enumerate(raw)]
+        return [self._message(m, i) for i, m in enumerate(raw)]
 
     def tools(self, raw: Any) -> list[ToolSpec]:
         if raw is None:
@@ -67,17 +64,17 @@ class Decoded:
         self._tool_sets = [(raw, made), *self._tool_sets[: _TOOL_SETS - 1]]
         return list(made)
 
-    def _get(self, item: Any, i: int, decode: Callable[[Any, int], T]) -> T:
+    def _message(self, item: Any, i: int) -> Message:
         try:
             key = _key(item)
         except (TypeError, ValueError):  # not plain JSON data: decode, do not keep
-            return decode(item, i)
+            return message_from_openai(item, i)
         items = self._items
         hit = items.get(key)
         if hit is not None:
             items.move_to_end(key)
-            return hit  # type: ignore[no-any-return]
-        made = decode(item, i)
+            return hit
+        made = message_from_openai(item, i)
         items[key] = made
         self._bytes += len(key)
         while self._bytes > self.max_bytes and items:

@@ -167,7 +167,7 @@ class Baselines:
             return self._dir
 
     def clear(self) -> None:
-        """Drop every snapshot (tests; a worker's shutdown)."""
+        """Drop every snapshot (tests)."""
         with self._lock:
             self._entries.clear()
             root, self._dir = self._dir, None

@@ -377,7 +377,7 @@ def owner_token(pid: int | None = None) -> str:
 @functools.cache
 def _own_token(pid: int) -> str:
     """Ours, read once per process (a forked child has another pid, so its own entry)."""
-    return f"{pid}:{start_time(pid) or 0}"
+    return owner_token(pid)
 
 
 def owner_alive(token: str) -> bool:

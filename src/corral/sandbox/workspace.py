@@ -136,15 +136,18 @@ class Workspace:
 
     async def baseline(self) -> str:
         """The tree id of the workspace as it was before the agent touched it."""
+        return (await self._taken()).tree
+
+    async def _taken(self) -> Baseline:
         if self._baseline is None:
             self._baseline = asyncio.ensure_future(_take_baseline(self, None))
-        return (await self._baseline).tree
+        return await self._baseline
 
     async def diff(self) -> str:
-        await self.baseline()
+        base = await self._taken()
         was = self._untouched
         if was is None:
-            return await diff(self.path)
+            return await _diff(self.root, base)
         try:
             # A small copy is walked here (cheaper than a thread hop) unless the agent
             # made it large; a large one in a thread, off the event loop.
@@ -153,12 +156,12 @@ class Workspace:
                 now = await asyncio.to_thread(_tree, self.path)
         except OSError as exc:  # unreadable to us (not root): git reads what it can
             log.debug("cannot walk %s: %s", self.path, exc)
-            return await diff(self.path)
+            return await _diff(self.root, base)
         assert now is not None
         if now == was:
             return ""
         changed = [p for p, seen in now.items() if len(seen) > 1 and was.get(p) != seen]
-        return await diff(self.path, changed=changed)
+        return await _diff(self.root, base, changed)
 
     def remove(self) -> None:
         """Delete the workspace (callable from any thread: sandboxes close it in one)."""
@@ -368,30 +371,35 @@ async def _take_baseline(ws: Workspace, key: str | None) -> Baseline:
     return taken
 
 
-async def diff(workspace: Path, *, changed: Sequence[str] = ()) -> str:
+async def diff(workspace: Path) -> str:
     """Unified diff of every change in a prepared workspace, new untracked files included.
 
     Files matched by the repo's .gitignore are left out, as git would, and so are build
     and tool caches (`__pycache__`, `.pytest_cache`, ...) that are not already tracked.
-    `changed`: paths known to have been written (by their ctime), which git must read
-    again whatever its index says (it compares times in whole seconds, so a same-size
-    edit whose mtime was put back, in the second the copy was made, would pass for clean).
     """
     root = Path(workspace).parent
     try:
-        tree, git_dir, base_index = (root / _BASELINE).read_text().splitlines()
+        tree, git_dir, index = (root / _BASELINE).read_text().splitlines()
     except (OSError, ValueError):
         raise SandboxError(
             f"no baseline for {workspace} (not prepared by corral.sandbox)"
         ) from None
-    index = root / f"diff-{os.getpid()}-{id(workspace)}.index"
+    return await _diff(root, Baseline(Path(git_dir), tree, Path(index)))
+
+
+async def _diff(root: Path, base: Baseline, changed: Sequence[str] = ()) -> str:
+    """`diff` from a known baseline. `changed`: paths known to have been written (by
+    their ctime), which git must read again whatever its index says (it compares times
+    in whole seconds, so a same-size edit whose mtime was put back, in the second the
+    copy was made, would pass for clean)."""
+    index = root / f"diff-{os.getpid()}-{id(base)}.index"
     reread = index.with_suffix(".reread")
     (root / "objects").mkdir(exist_ok=True)
     try:
         # copy2 keeps the index's mtime: git trusts a file's cached stat only when the
         # file is older than the index, so a copy stamped "now" made a same-size edit in
         # the baseline's second (a pin bump 3.6 -> 3.7) invisible to the diff.
-        shutil.copy2(base_index, index)
+        shutil.copy2(base.index, index)
         script = (
             'git "$@" add -A -- .\n'
             'git "$@" diff --cached --binary --no-color --no-ext-diff --no-textconv "$TREE"'
@@ -400,10 +408,10 @@ async def diff(workspace: Path, *, changed: Sequence[str] = ()) -> str:
             reread.write_bytes(b"".join(os.fsencode(p) + b"\0" for p in changed))
             script = f'git "$@" update-index -z --force-remove --stdin <"$REREAD"\n{script}'
         # New objects go to the workspace; the baseline's git dir may be shared.
-        env = {"TREE": tree, "GIT_OBJECT_DIRECTORY": str(root / "objects"),
-               "GIT_ALTERNATE_OBJECT_DIRECTORIES": f"{git_dir}/objects",
+        env = {"TREE": base.tree, "GIT_OBJECT_DIRECTORY": str(root / "objects"),
+               "GIT_ALTERNATE_OBJECT_DIRECTORIES": f"{base.git_dir}/objects",
                "REREAD": str(reread)}  # fmt: skip
-        return await git_script(root, script, git_dir=Path(git_dir), index=index, extra_env=env)
+        return await git_script(root, script, git_dir=base.git_dir, index=index, extra_env=env)
     finally:
         index.unlink(missing_ok=True)
         reread.unlink(missing_ok=True)
