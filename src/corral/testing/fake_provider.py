@@ -266,10 +266,16 @@ class FakeProvider:
             fault = self._faults.popleft() if self._faults else None
         if fault is not None:
             return self._fault(fault, index)
-        prompt_tokens = estimate_tokens(body["messages"]) + (
-            estimate_tokens(body["tools"]) if body.get("tools") else 0
-        )
-        if self.context_window is not None and prompt_tokens > self.context_window:
+        # Sized only when something reads it: re-encoding a fleet's whole histories was
+        # most of the benchmark provider's CPU, which a remote provider would not charge
+        # to the machine being measured.
+        limited = self.context_window is not None or self.tpm is not None
+        prompt_tokens = _prompt_tokens(body) if limited else None
+        if (
+            self.context_window is not None
+            and prompt_tokens is not None
+            and prompt_tokens > self.context_window
+        ):
             self.stats.bad_requests += 1
             return error_response(
                 400,
@@ -279,7 +285,7 @@ class FakeProvider:
                 "context_length_exceeded",
             )
         max_tokens = body.get("max_tokens") or body.get("max_completion_tokens") or 0
-        estimate = prompt_tokens + (max_tokens if isinstance(max_tokens, int) else 0)
+        estimate = (prompt_tokens or 0) + (max_tokens if isinstance(max_tokens, int) else 0)
         admission = self._limiter.admit(estimate)
         if not admission.allowed:
             self.stats.rate_limited += 1
@@ -305,7 +311,7 @@ class FakeProvider:
             return HttpResponse(reply.status, raw, headers=dict(reply.headers))
         if not isinstance(reply, Completion):
             return self._fault(reply, index)
-        usage = self._usage(reply, prompt_tokens)
+        usage = self._usage(reply, body, prompt_tokens)
         self._limiter.correct(usage.input_tokens + usage.output_tokens - estimate)
         served = reply.model_copy(update={"usage": usage})
         model = body.get("model") if isinstance(body.get("model"), str) else self.model
@@ -346,17 +352,24 @@ class FakeProvider:
             return chosen
         return ScriptedTurn.model_validate(chosen).to_completion(record.index)
 
-    def _usage(self, reply: Completion, prompt_tokens: int) -> Usage:
+    def _usage(self, reply: Completion, body: dict[str, Any], prompt_tokens: int | None) -> Usage:
         if reply.usage != Usage():
             return reply.usage
         if self.usage is not None:
             return self.usage
+        if prompt_tokens is None:
+            prompt_tokens = _prompt_tokens(body)
         out = reply.content + json.dumps([c.arguments for c in reply.tool_calls])
         return Usage(input_tokens=prompt_tokens, output_tokens=estimate_tokens(out))
 
     def _fault(self, fault: Fault, index: int) -> HttpResponse:
         self.stats.faults += 1
         return fault_response(fault, index, self.fault_retry_after)
+
+
+def _prompt_tokens(body: dict[str, Any]) -> int:
+    tools = estimate_tokens(body["tools"]) if body.get("tools") else 0
+    return estimate_tokens(body["messages"]) + tools
 
 
 def run_fake_provider(

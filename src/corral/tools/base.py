@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from corral.domain import ToolError, ToolResult
+from corral.domain import ToolError, ToolResult, ToolSpec
 from corral.ports import Sandbox
 
 # Arguments other agent frameworks use for the same thing; named in the error so the
@@ -115,6 +115,14 @@ def _schema(model: type[Args]) -> dict[str, Any]:
     schema.setdefault("properties", {})
     schema["additionalProperties"] = False
     return schema
+
+
+@functools.cache
+def tool_spec(name: str, description: str, model: type[Args]) -> ToolSpec:
+    """One spec object per tool shape, shared by every attempt's tools: the gateway
+    encodes a tool set once per set of spec objects, and a fleet builds thousands of
+    identical sets. Nothing may change its schema in place."""
+    return ToolSpec(name=name, description=description, parameters=json_schema(model))
 
 
 def error_result(message: str) -> ToolResult:

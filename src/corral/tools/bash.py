@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import Field
 
-from corral.domain import ToolError, ToolResult, ToolSpec
+from corral.domain import ToolError, ToolResult
 from corral.ports import Sandbox
-from corral.tools.base import Args, json_schema, parse_args
+from corral.tools.base import Args, parse_args, tool_spec
 
 
 class BashArgs(Args):
@@ -27,9 +27,9 @@ class BashTool:
     def __init__(self, *, default_timeout: float = 120.0, max_timeout: float = 1800.0) -> None:
         self.default_timeout = default_timeout
         self.max_timeout = max_timeout
-        self.spec = ToolSpec(
-            name=self.name,
-            description=(
+        self.spec = tool_spec(
+            self.name,
+            (
                 "Run a bash command in the repository's sandbox (working directory: the "
                 "workspace; `cd` and exported variables persist between calls). No network, "
                 "no interactive programs: pass flags such as -y, and avoid editors and pagers. "
@@ -37,7 +37,7 @@ class BashTool:
                 "Long output is cut in the middle; filter it (grep, head, tail). "
                 "Returns the combined stdout+stderr and notes a non-zero exit code."
             ),
-            parameters=json_schema(BashArgs),
+            BashArgs,
         )
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:

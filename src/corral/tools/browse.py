@@ -24,9 +24,9 @@ from urllib.parse import urljoin, urlsplit
 
 from pydantic import Field
 
-from corral.domain import ToolError, ToolResult, ToolSpec
+from corral.domain import ToolError, ToolResult
 from corral.ports import Sandbox
-from corral.tools.base import Args, json_schema, parse_args
+from corral.tools.base import Args, parse_args, tool_spec
 
 CLOSED = (
     "browse: the network is closed for this task (no egress rule allows any host); "
@@ -129,14 +129,14 @@ class BrowseTool:
     ) -> None:  # fmt: skip
         self.max_chars, self.max_bytes, self.timeout = max_chars, max_bytes, timeout
         self.ssl_context = ssl_context
-        self.spec = ToolSpec(
-            name=self.name,
-            description=(
+        self.spec = tool_spec(
+            self.name,
+            (
                 "Read a web page (documentation, a changelog) as plain text. Only hosts "
                 "this task's egress rules allow can be reached; otherwise the network is "
                 f"closed. Text is cut after {max_chars} characters."
             ),
-            parameters=json_schema(BrowseArgs),
+            BrowseArgs,
         )
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:

@@ -8,9 +8,9 @@ from typing import Any
 
 from pydantic import Field
 
-from corral.domain import ToolError, ToolResult, ToolSpec
+from corral.domain import ToolError, ToolResult
 from corral.ports import Sandbox
-from corral.tools.base import Args, json_schema, parse_args
+from corral.tools.base import Args, parse_args, tool_spec
 
 
 class ThinkArgs(Args):
@@ -32,13 +32,13 @@ class ThinkTool:
     name = "think"
 
     def __init__(self) -> None:
-        self.spec = ToolSpec(
-            name=self.name,
-            description=(
+        self.spec = tool_spec(
+            self.name,
+            (
                 "Write down a thought: a plan, a hypothesis, what you learned. It changes "
                 "nothing and runs nothing; use it to reason before acting."
             ),
-            parameters=json_schema(ThinkArgs),
+            ThinkArgs,
         )
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:
@@ -52,14 +52,14 @@ class FinishTool:
     name = "finish"
 
     def __init__(self) -> None:
-        self.spec = ToolSpec(
-            name=self.name,
-            description=(
+        self.spec = tool_spec(
+            self.name,
+            (
                 "Call when the task is done (or cannot be done): the run ends and your "
                 "changes in the workspace are kept as the result. `message` summarises what "
                 "you changed and how you checked it. Verify (e.g. run the tests) before."
             ),
-            parameters=json_schema(FinishArgs),
+            FinishArgs,
         )
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:
@@ -75,14 +75,14 @@ class EscalateTool:
     name = "escalate"
 
     def __init__(self) -> None:
-        self.spec = ToolSpec(
-            name=self.name,
-            description=(
+        self.spec = tool_spec(
+            self.name,
+            (
                 "Call when you cannot finish safely on your own: the change needs a decision "
                 "(an API changed, tests fail for reasons outside the task, the fix is risky). "
                 "The run ends, your workspace changes are kept, and a human reviews `reason`."
             ),
-            parameters=json_schema(EscalateArgs),
+            EscalateArgs,
         )
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:

@@ -15,14 +15,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from corral.domain import SandboxError, ToolError, ToolResult, ToolSpec
+from corral.domain import SandboxError, ToolError, ToolResult
 from corral.ports import Sandbox
 from corral.tools.base import (
     OUTSIDE_MARKER,
     Args,
     inside_workspace_sh,
-    json_schema,
     parse_args,
+    tool_spec,
     workspace_path,
 )
 from corral.tools.text import (
@@ -88,9 +88,7 @@ class EditorTool:
     name = "editor"
 
     def __init__(self) -> None:
-        self.spec = ToolSpec(
-            name=self.name, description=DESCRIPTION, parameters=json_schema(EditorArgs)
-        )
+        self.spec = tool_spec(self.name, DESCRIPTION, EditorArgs)
         self._history: dict[str, list[bytes | None]] = {}
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:

@@ -12,14 +12,14 @@ from typing import Any
 
 from pydantic import Field
 
-from corral.domain import ToolError, ToolResult, ToolSpec
+from corral.domain import ToolError, ToolResult
 from corral.ports import Sandbox
 from corral.tools.base import (
     OUTSIDE_MARKER,
     Args,
     inside_workspace_sh,
-    json_schema,
     parse_args,
+    tool_spec,
     workspace_path,
 )
 
@@ -50,15 +50,15 @@ class SearchTool:
 
     def __init__(self, *, timeout: float = 60.0) -> None:
         self.timeout = timeout
-        self.spec = ToolSpec(
-            name=self.name,
-            description=(
+        self.spec = tool_spec(
+            self.name,
+            (
                 "Search file contents with an extended regular expression (grep -E syntax; "
                 "case-sensitive). Searches `path` (default: the whole workspace) recursively, "
                 f"skipping binary files and {', '.join(SKIP_DIRS)}. Returns `file:line:text` "
                 f"for up to {MAX_MATCHES} matches and says how many more there are."
             ),
-            parameters=json_schema(SearchArgs),
+            SearchArgs,
         )
 
     async def run(self, sandbox: Sandbox, args: Mapping[str, Any]) -> ToolResult:

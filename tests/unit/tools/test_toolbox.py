@@ -34,6 +34,16 @@ async def test_default_tools_fit_the_protocol_and_have_specs() -> None:
     assert "title" not in str(editor) and "anyOf" not in str(editor)
 
 
+def test_attempts_share_spec_objects_so_the_gateway_encodes_a_tool_set_once() -> None:
+    from corral.gateway.wire import tools_json
+
+    first, second = Toolbox.default(bash_timeout=5), Toolbox.default(bash_timeout=5)
+    assert all(a is b for a, b in zip(first.specs(), second.specs(), strict=True))
+    assert tools_json(first.specs()) is tools_json(second.specs())
+    other = Toolbox.default(bash_timeout=7).specs()[0]  # its description says 7 s
+    assert other is not first.specs()[0] and "default 7)" in other.description
+
+
 async def test_unknown_tool_lists_the_available_ones(sandbox: Sandbox) -> None:
     res = await Toolbox.default().run(sandbox, call("python", {"code": "1"}))
     assert res.is_error
