@@ -132,3 +132,54 @@ def test_secrets_in_diffs_never_leak_and_are_never_delivered(tmp_path: Path) -> 
                 assert _leaks(f.read_bytes()) == [], f
     # and the repository got nothing from the leak (the default delivery writes patches)
     assert not (repo / "deploy.env").exists() and not (repo / "x.py").exists()
+
+
+def _leaks_decoded(text: str | bytes) -> list[str]:
+    """Secrets carried in the text, git binary patches decoded too."""
+    from corral.orchestrator.policy.binary_patch import hunks
+
+    raw = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    return _leaks(text) + [s for h in hunks(raw) for s in SECRETS if s in (h.text or "")]
+
+
+def test_a_secret_in_a_binary_file_is_held_and_stored_nowhere(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "a.py").write_text("A = 1\n")
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "i"],
+                   cwd=repo, check=True)  # fmt: skip
+    # The value comes from the sandbox's own file, so no command or event spells it.
+    turns = _turns(
+        f"printf 'weights\\000%s\\000%s' \"$(cat .v)\" '{SHAPED[:4]}'\"$(cat .s)\" > model.bin"
+        " && rm .v .s"
+    )
+    (tmp_path / "t.json").write_text(json.dumps(turns))
+    (repo / ".v").write_text(VALUE)
+    (repo / ".s").write_text(SHAPED[4:])
+    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "v"],
+                   cwd=repo, check=True)  # fmt: skip
+    camp = tmp_path / "c.yaml"
+    camp.write_text(yaml.safe_dump({"name": "bin", "tasks": [
+        {"id": "bin", "repo": str(repo), "instructions": "edit",
+         "model": f"scripted:{tmp_path / 't.json'}", "sandbox": "bwrap"}]}))  # fmt: skip
+    cli = _Cli(tmp_path / ".corral")
+
+    status = json.loads(cli("campaign", "run", str(camp), "--json").stdout)
+    (task,) = status["tasks"]
+    assert task["state"] == "needs_review", task
+    assert task["reason"].startswith("diff contains a secret-shaped value at model.bin (binary)")
+    (review,) = json.loads(cli("review", "list", "--json").stdout)
+    assert "[REDACTED:binary]" in cli("review", "show", review["id"]).stdout
+    attempt = json.loads(cli("attempts", "--json").stdout)[0]["id"]
+    assert cli("events", attempt, "--json").returncode == 0
+
+    assert [o for o in cli.seen if _leaks_decoded(o)] == []
+    db = sqlite3.connect(cli.home / "corral.db")
+    assert _leaks_decoded("\n".join(db.iterdump())) == []
+    db.close()
+    for f in cli.home.rglob("*"):
+        if f.is_file():
+            assert _leaks_decoded(f.read_bytes()) == [], f

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from corral.orchestrator.policy.redact import Redactor
+from corral.orchestrator.policy import binary_patch
+from corral.orchestrator.policy.redact import BINARY_MARK, Redactor
 
 MARK = "[REDACTED:"
 _KIND = re.compile(r"\[REDACTED:([^\]]+)\]")
@@ -79,6 +80,11 @@ def added_secret(diff: str, redactor: Redactor, *, redacted: bool = False) -> st
     (or, with `redacted`, text already redacted, as in a stored copy); None if none."""
     if not redactor.finds(diff) and not (redacted and MARK in diff):
         return None  # the common case: one search, no walk
+    for hunk in binary_patch.hunks(diff):
+        if hunk.forward and redactor.hides(hunk):
+            return f"{_binary_path(diff, hunk.start)} (binary)"
+    if redacted and BINARY_MARK in diff:
+        return f"{_binary_path(diff, diff.index(BINARY_MARK))} (binary)"
     for line in _walk(diff):
         if line.kind != "add":
             continue
@@ -88,6 +94,14 @@ def added_secret(diff: str, redactor: Redactor, *, redacted: bool = False) -> st
             kind = _KIND.search(shown)
             return f"{line.new}:{line.new_no} ({kind[1] if kind else 'secret'})"
     return None
+
+
+def _binary_path(diff: str, at: int) -> str:
+    """The file of the binary hunk at `at` (its `diff --git a/X b/X` line: X)."""
+    head = diff.rfind("diff --git ", 0, at)
+    line = diff[head : diff.find("\n", head)] if head != -1 else ""
+    _, sep, new = line.rpartition(" b/")
+    return new.strip('"') if sep else "a binary file"
 
 
 def restore_redacted(diff: str, repo: Path, redactor: Redactor) -> str | None:

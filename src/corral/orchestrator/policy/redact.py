@@ -4,7 +4,9 @@ Two nets: known values (every host environment variable whose name looks like a 
 token, secret or password, plus values registered by config) and common token shapes
 (OpenAI/Anthropic-style `sk-…`, GitHub `ghp_…`/`github_pat_…`, Slack `xox?-…`, AWS
 `AKIA…`, PEM private keys, JWTs). Matches become `[REDACTED:<kind>]`. Events are
-redacted field by field (after JSON decoding), so escaping cannot hide a value.
+redacted field by field (after JSON decoding), so escaping cannot hide a value, and a
+git binary patch is searched decoded (`binary_patch`), so its encoding cannot either: a
+hunk holding a secret becomes `[REDACTED:binary]` whole.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from corral.domain import EVENT_ADAPTER, Event
+from corral.orchestrator.policy import binary_patch
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE", re.I)
 MIN_SECRET_LEN = 8
@@ -43,6 +46,7 @@ _SHAPE_HINTS = ("-----BEGIN", "github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "gh
                 "AKIA", "ASIA", "sk-", "eyJ")  # fmt: skip
 # Up to this many known values are looked for one by one (a substring test each).
 _FEW_VALUES = 16
+BINARY_MARK = "[REDACTED:binary]"
 
 
 def _strings(obj: Any) -> Iterator[str]:
@@ -98,7 +102,16 @@ class Redactor:
 
     def _anything(self, text: str) -> bool:
         """One search over the text for any secret value or token shape (the common case
-        is none, and then nothing is rewritten)."""
+        is none, and then nothing is rewritten), binary patches decoded."""
+        if self._plain(text):
+            return True
+        return binary_patch.MARK in text and any(self.hides(h) for h in binary_patch.hunks(text))
+
+    def hides(self, hunk: binary_patch.Hunk) -> bool:
+        """Whether a binary hunk holds a secret (one that cannot be decoded may)."""
+        return hunk.text is None or self._plain(hunk.text)
+
+    def _plain(self, text: str) -> bool:
         if any(hint in text for hint in _SHAPE_HINTS) and _ANY_SHAPE.search(text):
             return True
         values = self._values
@@ -110,12 +123,24 @@ class Redactor:
     def redact(self, text: str) -> str:
         if not text or not self._anything(text):
             return text
+        if binary_patch.MARK in text:
+            text = self._redact_binary(text)
         rx = self._value_rx
         if rx is not None:
             text = rx.sub(lambda m: f"[REDACTED:{self._values.get(m[0], 'secret')}]", text)
         for kind, pattern in PATTERNS:
             text = pattern.sub(f"[REDACTED:{kind}]", text)
         return text
+
+    def _redact_binary(self, text: str) -> str:
+        out: list[str] = []
+        at = 0
+        for hunk in binary_patch.hunks(text):
+            if self.hides(hunk):
+                out += [text[at : hunk.start], BINARY_MARK, "\n\n"]
+                at = hunk.end
+        out.append(text[at:])
+        return "".join(out)
 
     def redact_obj(self, obj: Any) -> Any:
         """The same structure with every string redacted (dict keys included)."""
