@@ -73,17 +73,20 @@ class Script:
                     agent = found.group(1)
                     break
         tools = {t.get("function", {}).get("name") for t in body.get("tools") or []}
-        cmd = command(agent, step)
-        last = step >= self.steps - 1
-        calls = []
-        if last and "finish" not in tools:
-            cmd = f"echo {SUBMIT}; {cmd}"
-        calls.append(ToolCall(id=f"call_{record.index}_0", name="bash", arguments={"command": cmd}))
-        if last and "finish" in tools:
-            calls.append(
-                ToolCall(id=f"call_{record.index}_1", name="finish", arguments={"message": "done"})
-            )
-        return Completion(tool_calls=tuple(calls), usage=Usage(input_tokens=100, output_tokens=20))
+        return reply(agent, step, last=step >= self.steps - 1, finish="finish" in tools,
+                     index=record.index)  # fmt: skip
+
+
+def reply(agent: str, step: int, *, last: bool, finish: bool, index: int) -> Completion:
+    """The answer to an agent's request: its next command (`finish`: it has the finish
+    tool, as corral's agents do; mini-swe-agent ends on its submit marker instead)."""
+    cmd = command(agent, step)
+    if last and not finish:
+        cmd = f"echo {SUBMIT}; {cmd}"
+    calls = [ToolCall(id=f"call_{index}_0", name="bash", arguments={"command": cmd})]
+    if last and finish:
+        calls.append(ToolCall(id=f"call_{index}_1", name="finish", arguments={"message": "done"}))
+    return Completion(tool_calls=tuple(calls), usage=Usage(input_tokens=100, output_tokens=20))
 
 
 def percentile(values: list[float], q: float) -> float:
