@@ -166,11 +166,9 @@ class BaseSandbox:
                 _reap_once()
                 async with _boot_slot(self.kind, self.boots_per_core):
                     self._starting()
-                    self._ws = await asyncio.to_thread(
-                        create, owner=self._owner, size_mb=self.limits.workspace_mb
-                    )
+                    ws = await self._prepare()
                     # The copy runs while the sandbox boots; the shell only needs the dir.
-                    await _together(self._spawn(self._ws), self.load())
+                    await _together(self._spawn(ws), self.load())
         except BaseException:
             await self.close()
             raise
@@ -185,13 +183,39 @@ class BaseSandbox:
         try:
             async with _boot_slot(self.kind, self.boots_per_core):
                 self._starting()
-                self._ws = await asyncio.to_thread(
-                    create, owner=self._owner, size_mb=self.limits.workspace_mb
-                )
-                await self._spawn(self._ws)
+                await self._spawn(await self._prepare())
         except BaseException:
             await self.close()
             raise
+
+    async def _prepare(self) -> Workspace:
+        """The workspace and the backend's host side (`_prepare_host`), made in a thread:
+        mkdir, mount and cgroupfs calls wait on kernel locks, and on the event loop they
+        stalled every agent of the worker (~5 ms a sandbox). Cancelled, it still waits
+        for the thread, so `close` finds everything it made."""
+        work = asyncio.ensure_future(asyncio.to_thread(self._prepare_host))
+        try:
+            await asyncio.shield(work)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                await work
+            raise
+        if self._closed:  # closed from another task meanwhile: it found nothing to undo
+            await asyncio.to_thread(self._release_host)
+            raise SandboxError("the sandbox was closed while it started")
+        assert self._ws is not None
+        return self._ws
+
+    def _prepare_host(self) -> None:
+        """In a thread, before the sandbox starts: the workspace (a backend adds its own)."""
+        self._ws = create(owner=self._owner, size_mb=self.limits.workspace_mb)
+
+    def _release_host(self) -> None:
+        """In a thread, once every process is gone: what `_prepare_host` made."""
+        if self._cgroups is not None:
+            self._cgroups.close()  # a view of a container's cgroups is never removed
+        if self._ws is not None:
+            self._ws.remove()
 
     async def load(self) -> None:
         """Copy the repo in; the baseline snapshot runs meanwhile (exec waits for it)."""
@@ -294,12 +318,9 @@ class BaseSandbox:
         self._closed = True
         with contextlib.suppress(Exception):
             await self._kill()
-        if self._cgroups is not None:
-            self._cgroups.close()  # a view of a container's cgroups is never removed
         if self._driver is not None:
             await self._driver.shutdown()
-        if self._ws is not None:
-            await asyncio.to_thread(self._ws.remove)
+        await asyncio.to_thread(self._release_host)
 
     async def __aenter__(self) -> BaseSandbox:
         await self.start()

@@ -77,6 +77,7 @@ class BwrapSandbox(BaseSandbox):
         self._warm: asyncio.Future[float | None] | None = None
         self._spot: Path | None = None  # the workspace's bind in the spawn room, if any
         self._spot_holds: set[str] = set()
+        self._withdrawing: asyncio.Future[None] | None = None
         self._init: int | None = None  # a pidfd of the sandbox's init (pid 1 inside)
 
     def _check_available(self) -> None:
@@ -108,28 +109,38 @@ class BwrapSandbox(BaseSandbox):
             args += ["--setenv", key, value]
         return args
 
+    async def start(self) -> None:
+        await super().start()
+        if self._withdrawing is not None:  # the room holds no one once we are up
+            with contextlib.suppress(Exception):
+                await self._withdrawing
+
     def _starting(self) -> None:
-        """Make the cgroups and start warming their lock now: the grace period it may wait
-        for (see `Cgroups.warm_up`) then runs while the workspace is made and bwrap starts.
-        """
         self._spot_holds = {"launch", "load"}
+
+    def _prepare_host(self) -> None:
+        """The cgroups, and the workspace in the spawn room: bwrap starts in the launcher's
+        small mount namespace and finds the workspace there (see `sandbox.spawnroom`). The
+        room bind stays until the repo is loaded: the read-only `.git` binds made then
+        reach the sandbox through it."""
+        super()._prepare_host()
+        assert self._ws is not None
         self._cgroups = Cgroups.create(self.limits.memory_mb, self.limits.pids)
-        if self._cgroups is not None:
-            try:  # the helper: a small process of ours that sits in our cgroups
-                helper = launcher(self._owner).helper_pid
-            except OSError:
-                return  # `_spawn` says why
-            self._warm = asyncio.ensure_future(asyncio.to_thread(_warm_up, self._cgroups, helper))
-            self._warm.add_done_callback(lambda t: t.cancelled() or t.exception())
+        if self._owner is not None:
+            self._spot = spawnroom.expose(self._ws.path, self._ws.root.name)
 
     async def _spawn(self, ws: Workspace) -> None:
-        # bwrap starts in the launcher's small mount namespace and finds the workspace in
-        # the spawn room there (see `sandbox.spawnroom`). The room bind stays until the
-        # repo is loaded: the read-only `.git` binds made then reach the sandbox through it.
-        spot = spawnroom.expose(ws.path, ws.root.name) if self._owner is not None else None
-        self._spot = spot
+        if self._cgroups is not None:
+            # Warm the cgroup lock now: the grace period it may wait for (see
+            # `Cgroups.warm_up`) then runs while bwrap starts.
+            with contextlib.suppress(OSError):  # `_launch` says why
+                helper = launcher(self._owner).helper_pid  # a process of ours in our cgroups
+                self._warm = asyncio.ensure_future(
+                    asyncio.to_thread(_warm_up, self._cgroups, helper)
+                )
+                self._warm.add_done_callback(lambda t: t.cancelled() or t.exception())
         try:
-            await self._launch(spot or ws.path)
+            await self._launch(self._spot or ws.path)
         finally:
             self._release_spot("launch")
 
@@ -144,9 +155,11 @@ class BwrapSandbox(BaseSandbox):
             self._withdraw_spot()
 
     def _withdraw_spot(self) -> None:
+        """Undo the room bind in a thread (a mount call waits on the kernel's mount lock,
+        which a fleet's bwrap starts keep busy); `_kill` waits for it."""
         if self._spot is not None:
-            spawnroom.withdraw(self._spot)
-            self._spot = None
+            spot, self._spot = self._spot, None
+            self._withdrawing = asyncio.ensure_future(asyncio.to_thread(spawnroom.withdraw, spot))
 
     async def _launch(self, workspace: Path) -> None:
         assert self._bwrap is not None
@@ -207,6 +220,9 @@ class BwrapSandbox(BaseSandbox):
 
     async def _kill(self) -> None:
         self._withdraw_spot()
+        if self._withdrawing is not None:
+            with contextlib.suppress(Exception):
+                await self._withdrawing
         if self._proc is not None:
             self._proc.kill()  # bwrap's init dies with it, and the namespace with that
         if self._init is not None:
@@ -219,13 +235,16 @@ class BwrapSandbox(BaseSandbox):
             self._init = None
         if self._driver is not None:
             await self._driver.sweep(everything=True)
+
+    def _release_host(self) -> None:
         if self._cgroups is not None:
-            for _ in range(100):
+            for _ in range(100):  # its last processes may still be exiting
                 if self._cgroups.remove():
                     break
-                await asyncio.sleep(0.01)
+                time.sleep(0.01)
             else:
                 log.warning("could not remove cgroups %s", self._cgroups.dirs)
+        super()._release_host()
 
 
 @functools.cache
