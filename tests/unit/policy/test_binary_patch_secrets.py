@@ -4,8 +4,9 @@ found, held back from delivery and redacted from what corral stores."""
 from __future__ import annotations
 
 import random
-import subprocess
 from pathlib import Path
+
+from tests.unit.policy.gitrepo import make_repo, staged_diff
 
 from corral.orchestrator.policy import Redactor
 from corral.orchestrator.policy import binary_patch as bp
@@ -14,7 +15,6 @@ from corral.orchestrator.policy.redact import BINARY_MARK
 
 VALUE = "deploy-value-5e8d1c2b"
 GH = "ghp_" + "Q7" * 18
-GIT = ["git", "-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"]
 R = Redactor({VALUE: "env:DEPLOY_TOKEN"})
 
 
@@ -22,27 +22,8 @@ def _noise(n: int, seed: int = 1) -> bytes:
     return random.Random(seed).randbytes(n)
 
 
-def _repo(tmp_path: Path, files: dict[str, bytes]) -> Path:
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for name, data in files.items():
-        (repo / name).write_bytes(data)
-    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
-    subprocess.run([*GIT, "add", "-A"], cwd=repo, check=True)
-    subprocess.run([*GIT, "commit", "-qm", "init"], cwd=repo, check=True)
-    return repo
-
-
 def _diff(repo: Path, files: dict[str, bytes]) -> str:
-    """The diff as the workspace takes it (`--binary`)."""
-    for name, data in files.items():
-        (repo / name).write_bytes(data)
-    subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
-    out = subprocess.run(
-        ["git", "diff", "--cached", "--binary"], cwd=repo, check=True, capture_output=True
-    )
-    subprocess.run(["git", "reset", "-q", "--hard"], cwd=repo, check=True)
-    return out.stdout.decode()
+    return staged_diff(repo, files, binary=True)
 
 
 def _carried(diff: str) -> str:
@@ -50,7 +31,7 @@ def _carried(diff: str) -> str:
 
 
 def test_a_new_binary_file_is_decoded_and_its_secret_found(tmp_path: Path) -> None:
-    repo = _repo(tmp_path, {"keep.txt": b"x\n"})
+    repo = make_repo(tmp_path, {"keep.txt": b"x\n"})
     diff = _diff(repo, {"blob.bin": b"\x00\x01header " + VALUE.encode() + b" " + GH.encode()})
     assert "literal" in diff and VALUE not in diff and GH not in diff  # hidden by encoding
     assert VALUE in _carried(diff) and GH in _carried(diff)
@@ -62,7 +43,7 @@ def test_a_secret_inserted_into_a_large_binary_travels_in_a_delta_and_is_found(
     tmp_path: Path,
 ) -> None:
     old = _noise(40_000)
-    repo = _repo(tmp_path, {"model.bin": old})
+    repo = make_repo(tmp_path, {"model.bin": old})
     # A long insert: git cuts it into pieces of 127 bytes, and the secret straddles a cut.
     inserted = b"\x00" * 120 + VALUE.encode() + b"\x00" * 300
     diff = _diff(repo, {"model.bin": old[:20_000] + inserted + old[20_000:]})
@@ -74,7 +55,7 @@ def test_a_secret_inserted_into_a_large_binary_travels_in_a_delta_and_is_found(
 def test_redaction_removes_the_hunk_that_holds_a_secret_and_keeps_the_rest(
     tmp_path: Path,
 ) -> None:
-    repo = _repo(tmp_path, {"a.txt": b"one\n"})
+    repo = make_repo(tmp_path, {"a.txt": b"one\n"})
     diff = _diff(
         repo,
         {
@@ -94,7 +75,7 @@ def test_redaction_removes_the_hunk_that_holds_a_secret_and_keeps_the_rest(
 
 def test_a_clean_binary_change_passes_untouched(tmp_path: Path) -> None:
     old = _noise(30_000)
-    repo = _repo(tmp_path, {"img.bin": old})
+    repo = make_repo(tmp_path, {"img.bin": old})
     diff = _diff(repo, {"img.bin": old[:100] + b"\x00tweak\x00" + old[100:], "new.bin": b"\0ok"})
     assert not R.finds(diff)
     assert R.redact(diff) is diff
@@ -102,7 +83,7 @@ def test_a_clean_binary_change_passes_untouched(tmp_path: Path) -> None:
 
 
 def test_a_hunk_that_cannot_be_decoded_is_held(tmp_path: Path) -> None:
-    repo = _repo(tmp_path, {"keep.txt": b"x\n"})
+    repo = make_repo(tmp_path, {"keep.txt": b"x\n"})
     diff = _diff(repo, {"blob.bin": b"\x00 plain data"})
     head = diff.index("literal ")
     data = diff.index("\n", head) + 1
