@@ -320,7 +320,8 @@ class BaseSandbox:
             await self._kill()
         if self._driver is not None:
             await self._driver.shutdown()
-        await asyncio.to_thread(self._release_host)
+        if self._ws is not None or self._cgroups is not None:
+            await asyncio.to_thread(self._release_host)
 
     async def __aenter__(self) -> BaseSandbox:
         await self.start()

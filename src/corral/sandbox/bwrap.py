@@ -220,9 +220,6 @@ class BwrapSandbox(BaseSandbox):
 
     async def _kill(self) -> None:
         self._withdraw_spot()
-        if self._withdrawing is not None:
-            with contextlib.suppress(Exception):
-                await self._withdrawing
         if self._proc is not None:
             self._proc.kill()  # bwrap's init dies with it, and the namespace with that
         if self._init is not None:
@@ -235,8 +232,15 @@ class BwrapSandbox(BaseSandbox):
             self._init = None
         if self._driver is not None:
             await self._driver.sweep(everything=True)
+        if self._withdrawing is not None:
+            with contextlib.suppress(Exception):
+                await self._withdrawing
 
     def _release_host(self) -> None:
+        # A bind made while another task closed us (its `_kill` found none to withdraw).
+        spot, self._spot = self._spot, None
+        if spot is not None:
+            spawnroom.withdraw(spot)
         if self._cgroups is not None:
             for _ in range(100):  # its last processes may still be exiting
                 if self._cgroups.remove():
