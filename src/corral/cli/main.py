@@ -16,6 +16,7 @@ from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.cli.cve import register as register_cve
 from corral.cli.fleet import register as register_fleet
 from corral.cli.gateway import register as register_gateway
+from corral.cli.refactor import register as register_refactor
 from corral.cli.render import event_json, event_line
 from corral.cli.sandbox import register as register_sandbox
 from corral.domain import Event
@@ -252,4 +253,5 @@ register_gateway(app)
 register_fleet(app)
 register_sandbox(app)
 register_audit(app)
+register_refactor(app)
 install_log_redaction()  # every log line of the CLI process is redacted

@@ -8,14 +8,16 @@ Policy files are read here, once: their text is kept in each task's spec (see
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from corral.domain import CampaignSpec, ConfigError, TaskSpec
 from corral.domain.tasks import PolicyFile
 from corral.orchestrator.policy.layers import read_policy_file
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
@@ -42,15 +44,14 @@ def _where(loc: tuple[int | str, ...]) -> str:
     return out or "(top level)"
 
 
-def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
-    """Parse and validate a campaign file; returns the spec and its original text."""
-    p = Path(path)
+def read_yaml(p: Path, what: str) -> tuple[str, yaml.Node | None, Any]:
+    """A YAML file's text, node tree (for line numbers) and data; one line for any mistake."""
     try:
         text = p.read_text()
     except FileNotFoundError:
-        raise ConfigError(f"campaign file {p} does not exist") from None
+        raise ConfigError(f"{what} {p} does not exist") from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"campaign file {p} cannot be read: {e.__class__.__name__}") from None
+        raise ConfigError(f"{what} {p} cannot be read: {e.__class__.__name__}") from None
     try:
         node = yaml.compose(text)
         data: Any = yaml.safe_load(text)
@@ -59,6 +60,25 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
         where = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"{p}{where}: invalid YAML: {problem}") from None
+    return text, node, data
+
+
+def validate(cls: type[M], data: Any, p: Path, node: yaml.Node | None) -> M:
+    """`cls` from parsed YAML; the first mistake as `FILE:LINE: field: problem`."""
+    try:
+        return cls.model_validate(data)
+    except ValidationError as e:
+        err = e.errors()[0]
+        loc = tuple(err["loc"])
+        line = _line_of(node, loc)
+        msg = err["msg"].replace("Value error, ", "")
+        raise ConfigError(f"{p}:{line or '?'}: {_where(loc)}: {msg}") from None
+
+
+def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
+    """Parse and validate a campaign file; returns the spec and its original text."""
+    p = Path(path)
+    text, node, data = read_yaml(p, "campaign file")
     if not isinstance(data, dict):
         raise ConfigError(f"{p}: a campaign file must be a mapping with `name` and `tasks`")
     for i, t in enumerate(data.get("tasks") or []):
@@ -68,14 +88,7 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
                 f"{p}:{line or '?'}: tasks[{i}].policy_files: filled in by corral; "
                 "name a file with `policy:`"
             )
-    try:
-        spec = CampaignSpec.model_validate(data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        loc = tuple(err["loc"])
-        line = _line_of(node, loc)
-        msg = err["msg"].replace("Value error, ", "")
-        raise ConfigError(f"{p}:{line or '?'}: {_where(loc)}: {msg}") from None
+    spec = validate(CampaignSpec, data, p, node)
     check_dag(spec, p, node)
     return _resolve_paths(spec, p, node), text
 

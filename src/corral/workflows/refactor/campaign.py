@@ -1,0 +1,85 @@
+"""A plan as an ordinary campaign: one task per subtask, `depends_on` kept.
+
+Each task's instructions carry the goal, the files it may change with their sites, the
+mechanical rewrite if the refactor has one, and how to verify; so a task is
+self-contained for whichever model or agent takes it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from corral.domain import CampaignSpec
+from corral.workflows.refactor.plan import RefactorPlan, Subtask
+
+MAX_LISTED_SITES = 60  # per task; the rest are counted, the regex finds them anyway
+
+
+def instructions(plan: RefactorPlan, sub: Subtask) -> str:
+    spec = plan.spec
+    lines = [
+        f"Refactor `{spec.name}`, part {sub.id} of {len(plan.subtasks)}.",
+        "",
+        spec.goal.strip(),
+        "",
+        f"Change only these files; each listed line matches the regex `{spec.find}`:",
+    ]
+    listed = 0
+    for f in sub.files:
+        lines.append(f"- {f.path}")
+        for site in f.sites:
+            if listed < MAX_LISTED_SITES:
+                lines.append(f"    {site.line}: {site.text}")
+            listed += 1
+    if listed > MAX_LISTED_SITES:
+        lines.append(f"  ... and {listed - MAX_LISTED_SITES} more sites in these files")
+    if spec.replace is not None:
+        lines += ["", f"The mechanical rewrite: replace each match with `{spec.replace}`."]
+    lines += ["", "When you are done no line of these files may match that regex."]
+    if spec.test:
+        lines.append(f"Then run `{spec.test}`: it must pass before you finish.")
+    if sub.depends_on:
+        lines.append(
+            f"This part runs after {', '.join(sub.depends_on)}: their changes are their own "
+            "patches, not in this checkout; do not redo them."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def campaign_yaml(data: dict[str, Any]) -> str:
+    """Instructions as YAML block text, so the file reads like the task."""
+
+    class Dumper(yaml.SafeDumper):
+        pass
+
+    def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in value else None
+        return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+    Dumper.add_representer(str, text)
+    return yaml.dump(data, Dumper=Dumper, sort_keys=False, width=100, allow_unicode=True)
+
+
+def campaign_data(
+    plan: RefactorPlan, *, model: str | None = None, sandbox: str = "bwrap"
+) -> dict[str, Any]:
+    """The campaign file's content (validated): `corral campaign run` takes it as is."""
+    tasks = [
+        {
+            "id": sub.id,
+            "repo": str(plan.repo.resolve()),
+            "instructions": instructions(plan, sub),
+            "depends_on": list(sub.depends_on),
+            "labels": [f"refactor:{plan.spec.name}", f"level:{sub.level}"],
+            "sandbox": sandbox,
+            "on_parent_failure": "skip",
+        }
+        for sub in plan.subtasks
+    ]
+    data: dict[str, Any] = {"name": f"refactor-{plan.spec.name}", "tasks": tasks}
+    if model is not None:
+        data["model"] = model
+    CampaignSpec.model_validate(data)  # a plan always makes a valid campaign
+    return data
