@@ -46,7 +46,10 @@ def plan_cmd(
         Path | None,
         typer.Option("--campaign", help="Also write the plan as a campaign file here."),
     ] = None,
-    model: Annotated[str | None, typer.Option("--model", help="The campaign's model spec.")] = None,
+    model: Annotated[
+        str | None,
+        typer.Option("--model", help="Default: playbook:refactor when `replace` is set."),
+    ] = None,
     sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap, docker or local.")] = "bwrap",
     as_json: JsonOpt = False,
 ) -> None:
@@ -79,5 +82,8 @@ def plan_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `refactor` command group to the main CLI."""
+    """Add the `refactor` command group to the main CLI (and the playbook model)."""
+    from corral.workflows.refactor.playbook import register as register_workflow
+
+    register_workflow()
     app.add_typer(refactor_app, name="refactor")

@@ -13,6 +13,7 @@ import yaml
 
 from corral.domain import CampaignSpec
 from corral.workflows.refactor.plan import RefactorPlan, Subtask
+from corral.workflows.refactor.playbook import PREFIX, payload_block
 
 MAX_LISTED_SITES = 60  # per task; the rest are counted, the regex finds them anyway
 
@@ -40,6 +41,8 @@ def instructions(plan: RefactorPlan, sub: Subtask) -> str:
     lines += ["", "When you are done no line of these files may match that regex."]
     if spec.test:
         lines.append(f"Then run `{spec.test}`: it must pass before you finish.")
+    files = [f.path for f in sub.files]
+    lines += ["", payload_block(files, spec.find, spec.replace, spec.test).rstrip("\n")]
     if sub.depends_on:
         lines.append(
             f"This part runs after {', '.join(sub.depends_on)}: their changes are their own "
@@ -65,7 +68,8 @@ def campaign_yaml(data: dict[str, Any]) -> str:
 def campaign_data(
     plan: RefactorPlan, *, model: str | None = None, sandbox: str = "bwrap"
 ) -> dict[str, Any]:
-    """The campaign file's content (validated): `corral campaign run` takes it as is."""
+    """The campaign file's content (validated): `corral campaign run` takes it as is.
+    Without `model`, a refactor with a `replace` runs on `playbook:refactor`."""
     tasks = [
         {
             "id": sub.id,
@@ -79,6 +83,8 @@ def campaign_data(
         for sub in plan.subtasks
     ]
     data: dict[str, Any] = {"name": f"refactor-{plan.spec.name}", "tasks": tasks}
+    if model is None and plan.spec.replace is not None:
+        model = PREFIX  # a mechanical rewrite needs no LLM
     if model is not None:
         data["model"] = model
     CampaignSpec.model_validate(data)  # a plan always makes a valid campaign

@@ -1,0 +1,84 @@
+"""A refactor from its file to delivered patches: plan, campaign, agents in bwrap, tests."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from tests.e2e.conftest import CORRAL, Cli
+
+
+def _repo(root: Path) -> Path:
+    files = {
+        "shop/__init__.py": "",
+        "shop/money.py": "def cents(x):\n    return round(x * 100)\n",
+        "shop/cart.py": "from shop.money import cents\n\ndef total(xs):\n"
+                        "    return sum(cents(x) for x in xs)\n",
+        "tests/test_shop.py": "import unittest\nfrom shop.cart import total\n\n"
+                              "class T(unittest.TestCase):\n    def test_total(self):\n"
+                              "        self.assertEquals(total([1.5, 2]), 350)\n",
+        "tests/test_money.py": "import unittest\nfrom shop.money import cents\n\n"
+                               "class T(unittest.TestCase):\n    def test_cents(self):\n"
+                               "        self.assertEquals(cents(0.1), 10)\n"
+                               "        self.assertEquals(cents(2), 200)\n",
+    }  # fmt: skip
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+    (root / "tests" / "__init__.py").write_text("")
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    return root
+
+
+def test_a_mechanical_refactor_runs_as_a_campaign(cli: Cli, tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    spec = tmp_path / "refactor.yaml"
+    spec.write_text(
+        "name: assert-equal\ngoal: Use assertEqual, not the deprecated assertEquals.\n"
+        "find: '\\bassertEquals\\('\nreplace: 'assertEqual('\npaths: ['tests/**']\n"
+        "test: python3 -m unittest -q\nmax_files: 1\n"
+    )
+    campaign = tmp_path / "campaign.yaml"
+    plan = subprocess.run(
+        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign)],
+        capture_output=True, text=True, timeout=60, env=cli.env,
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    assert "3 sites in 2 files" in plan.stdout
+
+    code, out = cli.json("campaign", "run", str(campaign), timeout=300)
+    assert code == 0, out
+    assert out["counts"] == {"succeeded": 2}
+    patches = {
+        t["key"]: (cli.home / "results" / out["id"] / f"{t['key']}.patch").read_text()
+        for t in out["tasks"]
+    }
+    assert sum(p.count("+        self.assertEqual(") for p in patches.values()) == 3
+    for key, patch in patches.items():
+        assert patch.count("diff --git") == 1, key  # each part changed its own file only
+        assert "assertEquals" not in "".join(
+            line for line in patch.splitlines(keepends=True) if line.startswith("+")
+        )
+    assert "assertEquals" in (repo / "tests" / "test_shop.py").read_text()  # repo untouched
+
+
+def test_a_refactor_the_playbook_cannot_do_goes_to_review(cli: Cli, tmp_path: Path) -> None:
+    repo = _repo(tmp_path / "repo")
+    spec = tmp_path / "refactor.yaml"
+    spec.write_text(  # no `replace`, and the playbook named anyway: it must not pretend
+        "name: words\ngoal: Rename cents to to_cents everywhere.\nfind: '\\bcents\\b'\n"
+    )
+    campaign = tmp_path / "campaign.yaml"
+    subprocess.run(
+        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
+         "--model", "playbook:refactor"],
+        check=True, capture_output=True, timeout=60, env=cli.env,
+    )  # fmt: skip
+    code, out = cli.json("campaign", "run", str(campaign), timeout=300)
+    assert code != 0
+    # What depends on a part under review waits for the reviewer.
+    assert set(out["counts"]) <= {"needs_review", "pending"} and out["counts"]["needs_review"]
+    assert "succeeded" not in out["counts"]
