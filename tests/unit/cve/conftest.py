@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from tests.trees import write_tree
 
 from corral.workflows.cve import OsvDatabase
 
@@ -24,10 +25,4 @@ def db(snapshot: Path, tmp_path_factory: pytest.TempPathFactory) -> OsvDatabase:
     return OsvDatabase.open(snapshot, cache_dir=tmp_path_factory.mktemp("osv-cache"))
 
 
-def write(root: Path, files: dict[str, str]) -> Path:
-    """Lay out a small repository."""
-    for name, text in files.items():
-        p = root / name
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    return root
+write = write_tree  # the cve tests' name for it

@@ -6,6 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests.trees import write_tree as write
 
 from corral.domain import ConfigError
 from corral.orchestrator.campaign_file import load_campaign
@@ -13,14 +14,6 @@ from corral.workflows.refactor import RefactorSpec, load_spec, make_plan
 from corral.workflows.refactor.campaign import campaign_data, campaign_yaml
 from corral.workflows.refactor.imports import import_graph, module_names
 from corral.workflows.refactor.sites import find_sites, glob_regex
-
-
-def write(root: Path, files: dict[str, str]) -> Path:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    return root
 
 
 def spec(**over: object) -> RefactorSpec:
