@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -43,14 +44,15 @@ def test_a_mechanical_refactor_runs_as_a_campaign(cli: Cli, tmp_path: Path) -> N
     )
     campaign = tmp_path / "campaign.yaml"
     plan = subprocess.run(
-        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign)],
+        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
+         "--home", str(cli.home)],
         capture_output=True, text=True, timeout=60, env=cli.env,
     )  # fmt: skip
     assert plan.returncode == 0, plan.stderr
     assert "3 sites in 2 files" in plan.stdout
 
     code, out = cli.json("campaign", "run", str(campaign), timeout=300)
-    assert code == 0, out
+    assert code == 0, (out, cli("tasks", "ls", "--json").stdout)
     assert out["counts"] == {"succeeded": 2}
     patches = {
         t["key"]: (cli.home / "results" / out["id"] / f"{t['key']}.patch").read_text()
@@ -74,7 +76,7 @@ def test_a_refactor_the_playbook_cannot_do_goes_to_review(cli: Cli, tmp_path: Pa
     campaign = tmp_path / "campaign.yaml"
     subprocess.run(
         [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
-         "--model", "playbook:refactor"],
+         "--model", "playbook:refactor", "--home", str(cli.home)],
         check=True, capture_output=True, timeout=60, env=cli.env,
     )  # fmt: skip
     code, out = cli.json("campaign", "run", str(campaign), timeout=300)
@@ -82,3 +84,69 @@ def test_a_refactor_the_playbook_cannot_do_goes_to_review(cli: Cli, tmp_path: Pa
     # What depends on a part under review waits for the reviewer.
     assert set(out["counts"]) <= {"needs_review", "pending"} and out["counts"]["needs_review"]
     assert "succeeded" not in out["counts"]
+
+
+def test_parts_start_from_their_parents_results_and_stack_as_branches(
+    cli: Cli, tmp_path: Path
+) -> None:
+    repo = tmp_path / "stacked"
+    files = {
+        "shop/__init__.py": "",
+        "shop/money.py": "def to_cents(x):\n    return round(x * 100)\n\n\n"
+                         "def cents(x):  # deprecated\n    return to_cents(x)\n",
+        "shop/cart.py": "from shop import money\n\n\ndef total(xs):\n"
+                        "    return sum(money.cents(x) for x in xs)\n",
+        "tests/__init__.py": "",
+        "tests/test_shop.py": "import unittest\nfrom shop import money\nfrom shop.cart import total\n\n"
+                              "class T(unittest.TestCase):\n    def test_total(self):\n"
+                              "        self.assertEqual(total([1.5, 2]), money.cents(3.5))\n",
+        "tests/test_money.py": "import unittest\nfrom shop import money\n\n"
+                               "class T(unittest.TestCase):\n    def test_cents(self):\n"
+                               "        self.assertEqual(money.cents(0.1), 10)\n",
+    }  # fmt: skip
+    for rel, text in files.items():
+        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
+        (repo / rel).write_text(text)
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    spec = tmp_path / "refactor.yaml"
+    spec.write_text(
+        "name: to-cents\ngoal: Call money.to_cents, not the deprecated money.cents.\n"
+        "find: '\\bmoney\\.cents\\('\nreplace: 'money.to_cents('\n"
+        "test: python3 -m unittest -q\nmax_files: 1\n"
+    )
+    campaign = tmp_path / "campaign.yaml"
+    plan = subprocess.run(
+        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
+         "--home", str(cli.home), "--json"],
+        capture_output=True, text=True, timeout=60, env=cli.env,
+    )  # fmt: skip
+    assert plan.returncode == 0, plan.stderr
+    parts = {f["path"]: s for s in json.loads(plan.stdout)["subtasks"] for f in s["files"]}
+    cart, shop_test = parts["shop/cart.py"], parts["tests/test_shop.py"]
+    assert shop_test["depends_on"] == [cart["id"]]
+
+    code, out = cli.json("campaign", "run", str(campaign), timeout=300)
+    assert code == 0, out
+    assert out["counts"] == {"succeeded": 3}
+
+    def show(ref: str, path: str) -> str:
+        return subprocess.run([*git, "show", f"{ref}:{path}"], capture_output=True, text=True,
+                              check=True).stdout  # fmt: skip
+
+    branch = "corral/refactor/to-cents"
+    # The test part started from the cart part's result: its branch sits on that one.
+    parent = subprocess.run([*git, "rev-parse", f"{branch}/{shop_test['id']}^"],
+                            capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    cart_tip = subprocess.run([*git, "rev-parse", f"{branch}/{cart['id']}"],
+                              capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert parent == cart_tip
+    shop_patch = (cli.home / "results" / out["id"] / f"{shop_test['id']}.patch").read_text()
+    assert "shop/cart.py" not in shop_patch  # its parent's change was its starting point
+    # Every part, merged, on one branch; the user's checkout untouched.
+    for path in ("shop/cart.py", "tests/test_shop.py", "tests/test_money.py"):
+        merged = show(f"{branch}/all", path)
+        assert "money.to_cents(" in merged and "money.cents(" not in merged
+    assert "money.cents(" in (repo / "shop" / "cart.py").read_text()

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from corral.cli.common import JsonOpt, fail
+from corral.cli.common import HomeOpt, JsonOpt, fail
 
 if TYPE_CHECKING:
     from corral.workflows.refactor import RefactorPlan
@@ -51,6 +51,7 @@ def plan_cmd(
         typer.Option("--model", help="Default: playbook:refactor when `replace` is set."),
     ] = None,
     sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap, docker or local.")] = "bwrap",
+    home: HomeOpt = Path(".corral"),
     as_json: JsonOpt = False,
 ) -> None:
     """Find every site, then show the subtasks (`--campaign`: write them to run)."""
@@ -58,7 +59,9 @@ def plan_cmd(
     from corral.orchestrator.run import check_repo
     from corral.workflows.refactor import load_spec, make_plan
     from corral.workflows.refactor.campaign import campaign_data, campaign_yaml
+    from corral.workflows.refactor.stack import head_commit, lay_out
 
+    stack = None
     try:
         spec = load_spec(spec_file)
         root = check_repo(repo)
@@ -66,24 +69,35 @@ def plan_cmd(
         if campaign is not None:
             if not plan.subtasks:
                 raise CorralError(f"no campaign written: nothing in {root} matches `{spec.find}`")
-            data = campaign_data(plan, model=model, sandbox=sandbox)
+            if head_commit(root) is not None:
+                parts = {s.id: s.depends_on for s in plan.subtasks}
+                stack = lay_out(home, root, spec.name, parts)
+            else:
+                typer.echo(f"note: {root} is not a git repo with a commit: parts are not "
+                           "stacked (each starts from the repo as it is)", err=True)  # fmt: skip
+            data = campaign_data(plan, model=model, sandbox=sandbox, stack=stack)
             campaign.write_text(campaign_yaml(data))
     except CorralError as exc:
         fail(str(exc))
     except OSError as exc:
         fail(f"{campaign}: cannot write the campaign file ({exc.strerror})")
     if as_json:
-        out = plan.to_json() | {"campaign": str(campaign) if campaign else None}
+        out = plan.to_json() | {
+            "campaign": str(campaign) if campaign else None,
+            "stack": str(stack.root) if stack else None,
+        }
         typer.echo(json.dumps(out, indent=2))
     else:
         typer.echo(_table(plan))
         if campaign is not None:
             typer.echo(f"campaign written to {campaign}: corral campaign run {campaign}")
+            if stack is not None:
+                typer.echo(f"parts stack in {stack.root}; branches corral/refactor/{spec.name}/*")
 
 
 def register(app: typer.Typer) -> None:
     """Add the `refactor` command group to the main CLI (and the playbook model)."""
-    from corral.workflows.refactor.playbook import register as register_workflow
+    from corral.workflows.refactor.deliver import register as register_workflow
 
     register_workflow()
     app.add_typer(refactor_app, name="refactor")

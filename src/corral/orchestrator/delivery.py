@@ -60,18 +60,20 @@ async def deliver(
         return await store.record_side_effect(
             key, kind=task.kind, attempt_id=attempt_id, result=redactor.redact_obj(result)
         )
-    text = redactor.redact(diff)
+    result = write_patch(home, task, diff)
+    return await store.record_side_effect(key, kind="patch", attempt_id=attempt_id, result=result)
+
+
+def write_patch(home: Path, task: TaskRow, diff: str) -> dict[str, Any]:
+    """`HOME/results/CAMPAIGN/TASK.patch`, redacted; what a plain task's delivery is."""
+    text = default_redactor().redact(diff)
     out = home / "results" / task.campaign_id / f"{task.key}.patch"
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".patch.tmp")
     tmp.write_text(text)
     tmp.replace(out)  # atomic: a crash never leaves half a patch
-    result = {
-        "patch": str(out),
-        "sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "empty": not diff,
-    }
-    return await store.record_side_effect(key, kind="patch", attempt_id=attempt_id, result=result)
+    return {"patch": str(out), "sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "empty": not diff}  # fmt: skip
 
 
 async def deliver_reviewed(

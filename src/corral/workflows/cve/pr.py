@@ -23,7 +23,7 @@ from corral.workflows.cve.models import AdvisoryRef
 from corral.workflows.cve.tasks import CvePayload
 from corral.workflows.cve.wheels import ignore_corral_dir
 
-_SAFE = (
+GIT_FLAGS = (  # host git over repos we do not trust: no hooks, no helpers
     "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.pager=cat",
     "-c", "diff.external=", "-c", "safe.directory=*", "-c", "commit.gpgsign=false",
     "-c", "core.autocrlf=false",
@@ -117,7 +117,7 @@ def _not_fixed(p: CvePayload, result: Mapping[str, Any]) -> list[str]:
 
 async def _git(repo: Path, *args: str, env: Mapping[str, str], stdin: bytes | None = None) -> str:
     proc = await asyncio.create_subprocess_exec(
-        "git", *_SAFE, "-C", str(repo), *args,
+        "git", *GIT_FLAGS, "-C", str(repo), *args,
         env=dict(env), stdin=asyncio.subprocess.PIPE if stdin is not None else
         asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,

@@ -1,4 +1,5 @@
-"""A plan as an ordinary campaign: one task per subtask, `depends_on` kept.
+"""A plan as an ordinary campaign: one task per subtask, `depends_on` kept, stacked
+(each part starts from its parents' results, see `stack`) when the repo is a git repo.
 
 Each task's instructions carry the goal, the files it may change with their sites, the
 mechanical rewrite if the refactor has one, and how to verify; so a task is
@@ -14,11 +15,12 @@ import yaml
 from corral.domain import CampaignSpec
 from corral.workflows.refactor.plan import RefactorPlan, Subtask
 from corral.workflows.refactor.playbook import PREFIX, payload_block
+from corral.workflows.refactor.stack import KIND, Stack, start_dir
 
 MAX_LISTED_SITES = 60  # per task; the rest are counted, the regex finds them anyway
 
 
-def instructions(plan: RefactorPlan, sub: Subtask) -> str:
+def instructions(plan: RefactorPlan, sub: Subtask, stack: Stack | None = None) -> str:
     spec = plan.spec
     lines = [
         f"Refactor `{spec.name}`, part {sub.id} of {len(plan.subtasks)}.",
@@ -41,13 +43,18 @@ def instructions(plan: RefactorPlan, sub: Subtask) -> str:
     lines += ["", "When you are done no line of these files may match that regex."]
     if spec.test:
         lines.append(f"Then run `{spec.test}`: it must pass before you finish.")
-    files = [f.path for f in sub.files]
-    lines += ["", payload_block(files, spec.find, spec.replace, spec.test).rstrip("\n")]
     if sub.depends_on:
         lines.append(
-            f"This part runs after {', '.join(sub.depends_on)}: their changes are their own "
-            "patches, not in this checkout; do not redo them."
-        )
+            f"This part runs after {', '.join(sub.depends_on)}: "
+            + ("their changes are already in this checkout." if stack else
+               "their changes are their own patches, not in this checkout; do not redo them.")
+        )  # fmt: skip
+    data: dict[str, Any] = {
+        "part": sub.id, "goal": spec.goal, "files": [f.path for f in sub.files],
+        "find": spec.find, "replace": spec.replace, "test": spec.test,
+        "stack": stack.payload() if stack else None,
+    }  # fmt: skip
+    lines += ["", payload_block(data).rstrip("\n")]
     return "\n".join(lines) + "\n"
 
 
@@ -66,15 +73,18 @@ def campaign_yaml(data: dict[str, Any]) -> str:
 
 
 def campaign_data(
-    plan: RefactorPlan, *, model: str | None = None, sandbox: str = "bwrap"
-) -> dict[str, Any]:
+    plan: RefactorPlan, *, model: str | None = None, sandbox: str = "bwrap",
+    stack: Stack | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """The campaign file's content (validated): `corral campaign run` takes it as is.
-    Without `model`, a refactor with a `replace` runs on `playbook:refactor`."""
+    Without `model`, a refactor with a `replace` runs on `playbook:refactor`. With a
+    `stack` (see `stack.lay_out`) each part starts from its parents' results."""
     tasks = [
         {
             "id": sub.id,
-            "repo": str(plan.repo.resolve()),
-            "instructions": instructions(plan, sub),
+            "repo": str(start_dir(stack, sub.id, sub.depends_on) if stack else plan.repo.resolve()),
+            "kind": KIND if stack else "default",
+            "instructions": instructions(plan, sub, stack),
             "depends_on": list(sub.depends_on),
             "labels": [f"refactor:{plan.spec.name}", f"level:{sub.level}"],
             "sandbox": sandbox,

@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from corral.domain import Completion, ConfigError, Message, ToolCall, ToolSpec
-from corral.orchestrator.hooks import register_model
 from corral.ports import Model
 from corral.store import TaskRow
 
@@ -45,8 +44,8 @@ sys.exit(1 if left else 0)
 """
 
 
-def payload_block(files: Sequence[str], find: str, replace: str | None, test: str | None) -> str:
-    data = {"files": list(files), "find": find, "replace": replace, "test": test}
+def payload_block(data: Mapping[str, Any]) -> str:
+    """The part as data, after the prose: what the playbook and the delivery read."""
     return f"{PAYLOAD_FENCE}\n{json.dumps(data, indent=1)}\n```\n"
 
 
@@ -109,14 +108,3 @@ def factory(spec: str, task: TaskRow, env: Mapping[str, str] | None) -> Model:
     if spec != PREFIX:
         raise ConfigError(f"unknown model spec {spec!r}: did you mean {PREFIX!r}?")
     return RefactorPlaybook(parse_payload(task.spec.instructions))
-
-
-_done = False
-
-
-def register() -> None:
-    """Idempotent: make `playbook:refactor` a model spec every worker understands."""
-    global _done
-    if not _done:
-        register_model(PREFIX, factory)
-        _done = True
