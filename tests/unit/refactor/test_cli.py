@@ -35,7 +35,7 @@ def test_plan_prints_json_and_writes_a_campaign(tmp_path: Path) -> None:
               "--campaign", str(out), "--json"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # stderr: a note that a non-git repo is not stacked
     assert (data["files"], data["sites"], data["levels"]) == (2, 2, 2)
     first, second = data["subtasks"]
     assert first["files"] == [{"path": "pkg/base.py", "lines": [2]}]
