@@ -1,7 +1,7 @@
 """Stacked parts: each part starts from the repo with everything it depends on done.
 
 When the plan becomes a campaign over a git repo, a *stack* dir is laid out under
-`HOME/refactor/NAME-TIME/`: `base/`, a worktree at the repo's HEAD, for the parts that
+`HOME/refactor/NAME-TIME/`: `base/`, a clone at the repo's HEAD, for the parts that
 depend on nothing, and an empty `parts/ID/` for each other part (a task's repo has to
 exist when the campaign is created). A part's delivery (task kind `refactor`):
 
@@ -25,6 +25,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -108,12 +109,23 @@ def lay_out(home: Path, repo: Path, name: str, parts: Mapping[str, tuple[str, ..
         raise ConfigError(f"{root} exists already: plan again in a second")
     stack = Stack(root, repo.resolve(), base, name)
     (root / "parts").mkdir(parents=True)
-    git(repo, "worktree", "add", "--detach", str(stack.base_dir), base)
+    _checkout(stack, stack.base_dir, base)
     for part, deps in parts.items():
         if deps:
             stack.part_dir(part).mkdir()
     _write_state(stack, {"parts": {p: list(d) for p, d in parts.items()}, "done": {}})
     return stack
+
+
+def _checkout(stack: Stack, target: Path, commit: str) -> None:
+    """A clone of the repo at `commit` (objects hardlinked): a whole repo of its own, so
+    git works inside the sandbox's copy (a worktree's `.git` points at a host path)."""
+    tmp = target.with_name(target.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)  # a checkout a crash cut short
+    git(stack.repo, "clone", "--quiet", "--local", "--no-checkout", str(stack.repo), str(tmp))
+    git(tmp, "checkout", "--quiet", "--detach", commit)
+    os.replace(tmp, target)  # over the empty placeholder, in one step
 
 
 def start_dir(stack: Stack, part: str, deps: tuple[str, ...]) -> Path:
@@ -204,7 +216,7 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
             start = _base_of(stack, state, other)
             _write_state(stack, state)  # the base is known before anything is checked out
             if target.is_dir() and not any(target.iterdir()):
-                git(stack.repo, "worktree", "add", "--detach", str(target), start)
+                _checkout(stack, target, start)
             ready.append(other)
         out: dict[str, Any] = {
             "branch": stack.branch(part), "commit": commit, "base": base, "unblocked": ready,
