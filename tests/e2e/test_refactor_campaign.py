@@ -150,3 +150,43 @@ def test_parts_start_from_their_parents_results_and_stack_as_branches(
         merged = show(f"{branch}/all", path)
         assert "money.to_cents(" in merged and "money.cents(" not in merged
     assert "money.cents(" in (repo / "shop" / "cart.py").read_text()
+
+
+def _llm_case(cli: Cli, tmp_path: Path, extra_edit: bool) -> tuple[int, dict[str, object]]:
+    """A refactor with no `replace`: the playbook hands it to a (scripted) LLM."""
+    repo = _repo(tmp_path / "repo")
+    turns = [
+        {"tool_calls": [{"tool": "editor", "args": {
+            "command": "str_replace", "path": "shop/money.py",
+            "old": "def cents(x):", "new": "def to_cents(x):"}}]},
+    ]  # fmt: skip
+    if extra_edit:  # a change outside the part: the check must catch it
+        turns.append({"tool_calls": [{"tool": "editor", "args": {
+            "command": "create", "path": "NOTES.md", "content": "renamed\n"}}]})  # fmt: skip
+    turns.append({"tool_calls": [{"tool": "finish", "args": {"message": "renamed"}}]})
+    script = tmp_path / "llm.json"
+    script.write_text(json.dumps(turns))
+    spec = tmp_path / "refactor.yaml"
+    spec.write_text(
+        "name: rename\ngoal: Rename the function cents to to_cents where it is defined.\n"
+        "find: '^def cents\\('\npaths: ['shop/**']\n"
+    )
+    campaign = tmp_path / "campaign.yaml"
+    subprocess.run(
+        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
+         "--model", f"playbook:refactor?then=scripted:{script}", "--home", str(cli.home)],
+        check=True, capture_output=True, timeout=60, env=cli.env,
+    )  # fmt: skip
+    return cli.json("campaign", "run", str(campaign), timeout=300)
+
+
+def test_an_llms_part_is_checked_after_it_says_finish(cli: Cli, tmp_path: Path) -> None:
+    code, out = _llm_case(cli, tmp_path, extra_edit=False)
+    assert code == 0 and out["counts"] == {"succeeded": 1}, out
+
+
+def test_an_llm_that_changes_other_files_goes_to_review(cli: Cli, tmp_path: Path) -> None:
+    code, out = _llm_case(cli, tmp_path, extra_edit=True)
+    assert code != 0 and out["counts"] == {"needs_review": 1}, out
+    reviews = json.loads(cli("review", "list", "--json").stdout)
+    assert "NOTES.md: changed, but not one of this part's files" in json.dumps(reviews)

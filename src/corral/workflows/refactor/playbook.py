@@ -1,10 +1,16 @@
-"""`playbook:refactor`: a deterministic "model" for refactors with a mechanical `replace`.
+"""`playbook:refactor[?then=MODEL]`: a deterministic "model" for a refactor's parts.
 
-No LLM: it reads the subtask from the task (the JSON block the plan puts in the
-instructions), rewrites its files in the sandbox with the refactor's regex, checks that
-no site is left in them, runs the test command, and finishes; any failure is an
-`escalate` with the output, never a claimed success. Its calls go through the ordinary
-agent loop, so the sandbox, tools, event log and replay are those of an LLM agent.
+It reads the part from the task (the JSON block the plan puts in the instructions) and
+drives the ordinary agent loop, so the sandbox, tools, event log and replay are those of
+an LLM agent:
+
+1. with a mechanical `replace`: rewrite the part's files in the sandbox, check that no
+   site is left, run the test command, finish;
+2. when that fails, or there is no `replace`, hand the run to `then` (an LLM) if there is
+   one, else `escalate` with the output - never a claimed success;
+3. when the LLM calls `finish`, verify it instead of believing it: no site left in the
+   part's files, no file outside the part changed (by git, when the sandbox has it), the
+   tests pass; otherwise `escalate`.
 """
 
 from __future__ import annotations
@@ -12,10 +18,13 @@ from __future__ import annotations
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
 from corral.domain import Completion, ConfigError, Message, ToolCall, ToolSpec
+from corral.orchestrator.hooks import build_model
 from corral.ports import Model
 from corral.store import TaskRow
 
@@ -23,24 +32,49 @@ PREFIX = "playbook:refactor"
 PAYLOAD_FENCE = "```json corral-refactor"
 EXIT_MARK = "corral-exit="
 _TAIL = 3000
+_ID = "rf"  # our calls' ids: rf-ROUND-STEP (round 1: checking an LLM's work)
 
-# Runs in the sandbox with its python3: rewrite each file, then count what is left.
-_REWRITE = r"""
-import json, re, sys
+# Runs in the sandbox with its python3: rewrite (when asked), count what is left, and
+# (when asked) list changed files outside the part.
+_SCRIPT = r"""
+import json, re, subprocess, sys
 job = json.loads(sys.argv[1])
 pattern = re.compile(job["find"], re.MULTILINE)
-left = 0
+bad = 0
 for path in job["files"]:
-    with open(path, encoding="utf-8") as f:
-        text = f.read()
-    new, n = pattern.subn(job["replace"], text)
-    if new != text:
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(new)
-    rest = len(pattern.findall(new))
-    left += rest
-    print(f"{path}: {n} rewritten, {rest} left")
-sys.exit(1 if left else 0)
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except FileNotFoundError:
+        print(f"{path}: gone")
+        continue
+    if job.get("replace") is not None:
+        new, n = pattern.subn(job["replace"], text)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+        text = new
+        print(f"{path}: {n} rewritten")
+    left = len(pattern.findall(text))
+    bad += left
+    print(f"{path}: {left} sites left")
+if job.get("scope"):
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "-z"], capture_output=True,
+                             text=True, check=True).stdout.split("\0")
+    except (OSError, subprocess.CalledProcessError):
+        out = None
+        print("git is not available here: files outside the part were not checked")
+    skip = False
+    for entry in out or []:
+        if skip or len(entry) < 4:
+            skip = False
+            continue
+        skip = entry[0] in "RC"  # a rename's next entry is where it came from
+        if entry[3:] not in job["files"]:
+            bad += 1
+            print(f"{entry[3:]}: changed, but not one of this part's files")
+sys.exit(1 if bad else 0)
 """
 
 
@@ -61,50 +95,137 @@ def parse_payload(instructions: str) -> dict[str, Any]:
     return data
 
 
+def parse_spec(spec: str) -> str | None:
+    """`playbook:refactor?then=openai/gpt-4o` -> the LLM's spec (None: no LLM)."""
+    rest = spec[len(PREFIX) :] if spec.startswith(PREFIX) else None
+    if rest is None or (rest and not rest.startswith("?")):
+        raise ConfigError(f"unknown model spec {spec!r}: use {PREFIX}[?then=MODEL]")
+    then = parse_qs(rest[1:]).get("then", [None])[0] if rest else None
+    return then or None
+
+
 def exit_code(output: str) -> int | None:
     found = re.findall(rf"{EXIT_MARK}(\d+)", output)
     return int(found[-1]) if found else None
 
 
+@dataclass(frozen=True)
+class _Done:
+    round: int
+    step: str
+    output: str
+
+
 class RefactorPlaybook:
-    """rewrite -> test -> finish, reading each result from the conversation."""
+    """The steps of the module docstring, each decided from the conversation so far."""
 
     name = PREFIX
     context_window = 200_000
 
-    def __init__(self, payload: Mapping[str, Any]) -> None:
+    def __init__(self, payload: Mapping[str, Any], then: Callable[[], Model] | None = None):
         self.payload = payload
+        self._then_factory = then
+        self._then: Model | None = None
 
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
-        results = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
+        mine = _history(messages)
+        last_calls = next((m.tool_calls for m in reversed(messages) if m.role == "assistant"), ())
+        handed = any(d.step == "handoff" for d in mine)
+        ours_last = bool(last_calls) and all(c.id.startswith(f"{_ID}-") for c in last_calls)
+        if handed and (mine[-1].step == "handoff" or not ours_last):
+            return await self._delegate(messages, tools)
+        if not mine:
+            if self.payload.get("replace") is None:
+                return self._fail(0, "this refactor has no mechanical `replace`", "")
+            return self._script(0, "rewrite", rewrite=True)
+        last = mine[-1]
+        code = exit_code(last.output)
+        if last.step in ("rewrite", "check"):
+            if code != 0:
+                what = "sites are left" if last.step == "rewrite" else "the check failed"
+                return self._fail(last.round, what, last.output)
+            return self._test_or_finish(last.round)
+        if last.step == "test":
+            if code != 0:
+                return self._fail(last.round, "the tests failed", last.output)
+            return self._finish(last.round)
+        return self._fail(last.round, f"unexpected step {last.step}", last.output)
+
+    def _script(self, rnd: int, step: str, *, rewrite: bool) -> Completion:
         p = self.payload
-        if p.get("replace") is None:
-            return _call("escalate", reason=(
-                "this refactor has no mechanical `replace`: run it with an LLM model (--model)"
-            ))  # fmt: skip
-        if "rewrite" not in results:
-            job = json.dumps({"files": p["files"], "find": p["find"], "replace": p["replace"]})
-            command = f"python3 -c {shlex.quote(_REWRITE)} {shlex.quote(job)}"
-            return _call("bash", "rewrite", command=f'{command}; echo "{EXIT_MARK}$?"')
-        if exit_code(results["rewrite"]) != 0:
-            return _call("escalate", reason=_failed("the rewrite left sites", results["rewrite"]))
-        if p.get("test") and "test" not in results:
-            return _call("bash", "test", command=f'{p["test"]}; echo "{EXIT_MARK}$?"')
-        if p.get("test") and exit_code(results["test"]) != 0:
-            return _call("escalate", reason=_failed("the tests failed", results["test"]))
-        tested = f"; `{p['test']}` passed" if p.get("test") else "; no test command"
-        return _call("finish", message=f"rewrote {len(p['files'])} files{tested}")
+        job = {"files": p["files"], "find": p["find"],
+               "replace": p["replace"] if rewrite else None, "scope": not rewrite}  # fmt: skip
+        command = f"python3 -c {shlex.quote(_SCRIPT)} {shlex.quote(json.dumps(job))}"
+        say = "Rewriting the part's files." if rewrite else "Checking the part's files."
+        return _call(rnd, step, "bash", say, command=f'{command}; echo "{EXIT_MARK}$?"')
+
+    def _test_or_finish(self, rnd: int) -> Completion:
+        test = self.payload.get("test")
+        if not test:
+            return self._finish(rnd)
+        return _call(rnd, "test", "bash", "Running the tests.",
+                     command=f'{test}; echo "{EXIT_MARK}$?"', timeout=1800)  # fmt: skip
+
+    def _finish(self, rnd: int) -> Completion:
+        p = self.payload
+        by = "an LLM, checked" if rnd else "rewritten"
+        tested = f"`{p['test']}` passed" if p.get("test") else "no test command"
+        return _call(rnd, "finish", "finish", "Done.",
+                     message=f"{len(p['files'])} files {by}; no site left; {tested}")  # fmt: skip
+
+    def _fail(self, rnd: int, what: str, output: str) -> Completion:
+        tail = output[-_TAIL:]
+        if rnd == 0 and self._then_factory is not None:
+            thought = f"{what}: handing over to an LLM agent.\n{tail}".strip()
+            return _call(0, "handoff", "think", thought[:200], thought=thought)
+        return _call(rnd, "escalate", "escalate", what, reason=f"{what}\n{tail}".strip())
+
+    async def _delegate(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
+        if self._then is None:
+            assert self._then_factory is not None
+            self._then = self._then_factory()
+        note = Message(role="user", content=(
+            "You take over this part of the refactor (the task above says which files and "
+            "what to do). Change only those files. Call `finish` when done: the part is then "
+            "checked automatically (no site left, no other file changed, the tests pass). "
+            "Call `escalate` if a human must decide."
+        ))  # fmt: skip
+        view: list[Message] = []
+        for m in messages:
+            view.append(m)
+            if m.role == "tool" and (m.tool_call_id or "").endswith("-handoff"):
+                view.append(note)
+        done = await self._then.complete(view, tools)
+        if any(c.name == "finish" for c in done.tool_calls):
+            check = self._script(1, "check", rewrite=False)  # its word is not verification
+            return check.model_copy(
+                update={"cost_usd": done.cost_usd, "usage": done.usage, "model": done.model}
+            )
+        return done
+
+    async def aclose(self) -> None:
+        close = getattr(self._then, "aclose", None)
+        if close is not None:
+            await close()
 
 
-def _failed(what: str, output: str) -> str:
-    return f"{what}:\n{output[-_TAIL:]}"
+def _history(messages: Sequence[Message]) -> list[_Done]:
+    results = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
+    out: list[_Done] = []
+    for m in messages:
+        for c in m.tool_calls if m.role == "assistant" else ():
+            parts = c.id.split("-", 2)
+            if len(parts) == 3 and parts[0] == _ID and parts[1].isdigit():
+                out.append(_Done(int(parts[1]), parts[2], results.get(c.id, "")))
+    return out
 
 
-def _call(tool: str, call_id: str | None = None, **args: Any) -> Completion:
-    return Completion(tool_calls=(ToolCall(id=call_id or tool, name=tool, arguments=args),))
+def _call(rnd: int, step: str, tool: str, say: str, **args: Any) -> Completion:
+    call = ToolCall(id=f"{_ID}-{rnd}-{step}", name=tool, arguments=args)
+    return Completion(content=say, tool_calls=(call,), model=PREFIX)
 
 
 def factory(spec: str, task: TaskRow, env: Mapping[str, str] | None) -> Model:
-    if spec != PREFIX:
-        raise ConfigError(f"unknown model spec {spec!r}: did you mean {PREFIX!r}?")
-    return RefactorPlaybook(parse_payload(task.spec.instructions))
+    then = parse_spec(spec)
+    payload = parse_payload(task.spec.instructions)
+    return RefactorPlaybook(payload, (lambda: build_model(then, task, env)) if then else None)
