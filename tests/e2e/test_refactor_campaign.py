@@ -8,6 +8,8 @@ from pathlib import Path
 
 from tests.e2e.conftest import CORRAL, Cli
 
+from corral.testing.fake_github import FakeGitHub
+
 
 def _repo(root: Path) -> Path:
     files = {
@@ -86,9 +88,8 @@ def test_a_refactor_the_playbook_cannot_do_goes_to_review(cli: Cli, tmp_path: Pa
     assert "succeeded" not in out["counts"]
 
 
-def test_parts_start_from_their_parents_results_and_stack_as_branches(
-    cli: Cli, tmp_path: Path
-) -> None:
+def _stacked(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """cart and two test files call money.cents; the shop test imports cart."""
     repo = tmp_path / "stacked"
     files = {
         "shop/__init__.py": "",
@@ -117,6 +118,13 @@ def test_parts_start_from_their_parents_results_and_stack_as_branches(
         "find: '\\bmoney\\.cents\\('\nreplace: 'money.to_cents('\n"
         "test: python3 -m unittest -q\nmax_files: 1\n"
     )
+    return repo, spec, git
+
+
+def test_parts_start_from_their_parents_results_and_stack_as_branches(
+    cli: Cli, tmp_path: Path
+) -> None:
+    repo, spec, git = _stacked(tmp_path)
     campaign = tmp_path / "campaign.yaml"
     plan = subprocess.run(
         [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
@@ -190,3 +198,35 @@ def test_an_llm_that_changes_other_files_goes_to_review(cli: Cli, tmp_path: Path
     assert code != 0 and out["counts"] == {"needs_review": 1}, out
     reviews = json.loads(cli("review", "list", "--json").stdout)
     assert "NOTES.md: changed, but not one of this part's files" in json.dumps(reviews)
+
+
+def test_each_part_gets_a_pull_request_stacked_on_its_parents(cli: Cli, tmp_path: Path) -> None:
+    repo, spec, git = _stacked(tmp_path)
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    subprocess.run([*git, "remote", "add", "origin", str(remote)], check=True)
+    subprocess.run([*git, "branch", "-M", "main"], check=True)
+    campaign = tmp_path / "campaign.yaml"
+    plan = subprocess.run(
+        [CORRAL, "refactor", "plan", str(spec), "--repo", str(repo), "--campaign", str(campaign),
+         "--home", str(cli.home), "--json"],
+        capture_output=True, text=True, timeout=60, env=cli.env, check=True,
+    )  # fmt: skip
+    parts = {f["path"]: s["id"] for s in json.loads(plan.stdout)["subtasks"] for f in s["files"]}
+    with FakeGitHub(token="tok") as gh:
+        forge = {"GITHUB_TOKEN": "tok", "CORRAL_GITHUB_API": gh.url,
+                 "CORRAL_GITHUB_REPO": "acme/shop"}  # fmt: skip
+        code, out = cli.json("campaign", "run", str(campaign), timeout=300, extra_env=forge)
+    assert code == 0 and out["counts"] == {"succeeded": 3}, out
+    pulls = {p["head"]["ref"]: p for p in gh.open_pulls("acme/shop")}
+    branch = "corral/refactor/to-cents"
+    cart, shop, money = (parts[p] for p in ("shop/cart.py", "tests/test_shop.py",
+                                              "tests/test_money.py"))  # fmt: skip
+    assert set(pulls) == {f"{branch}/{cart}", f"{branch}/{shop}", f"{branch}/{money}"}
+    assert pulls[f"{branch}/{cart}"]["base"]["ref"] == "main"
+    assert pulls[f"{branch}/{shop}"]["base"]["ref"] == f"{branch}/{cart}"  # stacked
+    assert f"Stacked on {cart}" in pulls[f"{branch}/{shop}"]["body"]
+    assert "corral-refactor" not in pulls[f"{branch}/{shop}"]["body"]  # prose, not the JSON
+    pushed = subprocess.run(["git", "-C", str(remote), "branch", "--list", f"{branch}/*"],
+                            capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert len(pushed.split()) == 3

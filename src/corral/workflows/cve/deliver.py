@@ -77,12 +77,12 @@ async def deliver_pr(
     if forge is None:
         return out | {"note": "no GITHUB_TOKEN/GITLAB_TOKEN for this remote: branch left locally"}
     await push(repo, remote, branch, forge.auth_header_for_git())
-    base = os.environ.get("CORRAL_PR_BASE") or await _current_branch(repo)
+    base = os.environ.get("CORRAL_PR_BASE") or await current_branch(repo)
     out["pr"] = await open_or_update(forge, branch=branch, base=base, title=title, body=body)
     return out
 
 
-async def _current_branch(repo: Path) -> str:
+async def current_branch(repo: Path) -> str:
     try:
         with tempfile.TemporaryDirectory() as home:
             name = await _git(repo, "symbolic-ref", "--short", "HEAD", env=git_env(Path(home)))

@@ -3,19 +3,26 @@
 `register()` runs when the `corral` CLI starts, so every worker knows both. A part's
 delivery writes its patch where plain tasks write theirs (`HOME/results/CAMPAIGN/ID.patch`)
 and stacks it (`stack.deliver_part`): a branch per part in the repo, and the base of the
-parts that depend on it.
+parts that depend on it. With a forge token for the repo's remote (as for CVE pull
+requests: GITHUB_TOKEN or GITLAB_TOKEN) each part also gets a pull request, stacked on
+its parent's.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 from pathlib import Path
 from typing import Any
 
 from corral.orchestrator.delivery import write_patch
 from corral.orchestrator.hooks import register_delivery, register_model
 from corral.store import Store, TaskRow
-from corral.workflows.refactor.playbook import PREFIX, factory, parse_payload
-from corral.workflows.refactor.stack import KIND, Stack, deliver_part_async
+from corral.workflows.cve.deliver import current_branch
+from corral.workflows.cve.forge import detect, open_or_update
+from corral.workflows.cve.pr import push, remote_url
+from corral.workflows.refactor.playbook import PAYLOAD_FENCE, PREFIX, factory, parse_payload
+from corral.workflows.refactor.stack import KIND, Stack, deliver_part_async, git
 
 
 async def deliver(
@@ -23,12 +30,46 @@ async def deliver(
 ) -> dict[str, Any]:
     payload = parse_payload(task.spec.instructions)
     result = write_patch(home, task, diff)
-    stack = payload.get("stack")
-    if stack:
-        part = str(payload["part"])
-        message = f"refactor {stack['name']}: part {part}\n\n{payload.get('goal', '')}".strip()
-        result |= await deliver_part_async(Stack.from_payload(stack), part, diff, message)
-    return result
+    if not payload.get("stack"):
+        return result
+    stack = Stack.from_payload(payload["stack"])
+    part = str(payload["part"])
+    title = f"refactor {stack.name}: part {part}"
+    result |= await deliver_part_async(stack, part, diff, f"{title}\n\n{payload['goal']}")
+    return result | await open_pr(stack, part, task.spec.depends_on, result, title,
+                                  _prose(task.spec.instructions))  # fmt: skip
+
+
+async def open_pr(
+    stack: Stack, part: str, deps: tuple[str, ...], done: dict[str, Any], title: str, body: str
+) -> dict[str, Any]:
+    """Push the part's branch and open (or update) its pull request, stacked on its
+    parent's: one parent - its branch; several - a `-base` branch holding their merge."""
+    remote = os.environ.get("CORRAL_PR_REMOTE", "origin")
+    url = await remote_url(stack.repo, remote)
+    forge = detect(url, dict(os.environ)) if url else None
+    if forge is None:
+        return {"pr": None, "note": "no GITHUB_TOKEN/GITLAB_TOKEN for this remote: branches "
+                "left locally"}  # fmt: skip
+    auth = forge.auth_header_for_git()
+    if not deps:
+        base = os.environ.get("CORRAL_PR_BASE") or await current_branch(stack.repo)
+    elif len(deps) == 1:
+        base = stack.branch(deps[0])
+    else:
+        base = f"{stack.branch(part)}-base"
+        await asyncio.to_thread(git, stack.repo, "update-ref", f"refs/heads/{base}", done["base"])
+        await push(stack.repo, remote, base, auth)
+    await push(stack.repo, remote, stack.branch(part), auth)
+    if deps:
+        body += f"\nStacked on {', '.join(deps)}: merge those first.\n"
+    pr = await open_or_update(forge, branch=stack.branch(part), base=base, title=title, body=body)
+    return {"pr": pr, "pr_base": base}
+
+
+def _prose(instructions: str) -> str:
+    """The task's words without the JSON block the playbook reads."""
+    return instructions.split(PAYLOAD_FENCE)[0].rstrip() + "\n"
 
 
 _done = False
