@@ -34,7 +34,7 @@ from corral.domain import (
 from corral.domain.events import utcnow
 from corral.gateway import RouteDecision
 from corral.models.resume import ResumeModel
-from corral.orchestrator.delivery import deliver, secret_hold
+from corral.orchestrator.delivery import DeliveryRefused, deliver, secret_hold
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.leases import LeaseKeeper
@@ -261,10 +261,16 @@ class _Runner:
                 result = {"reason": outcome.reason, "patch": patch}
                 await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
                 return
-            done = await deliver(
-                self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
-                home=self.settings.home,
-            )  # fmt: skip
+            try:
+                done = await deliver(
+                    self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
+                    home=self.settings.home,
+                )  # fmt: skip
+            except DeliveryRefused as e:  # a human decides; retrying would refuse again
+                outcome = dataclasses.replace(outcome, reason=f"not delivered: {e}")
+                result = {"reason": outcome.reason, "patch": patch, "delivery_refused": True}
+                await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
+                return
             result = {"reason": outcome.reason, "delivery": done}
             await self._finish(outcome, patch, None, TaskState.succeeded, None, result)
             return

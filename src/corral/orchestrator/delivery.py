@@ -23,7 +23,8 @@ from corral.store import Store, TaskRow
 
 
 class DeliveryRefused(CorralError):
-    """The diff carries a secret: it is not delivered (the message says where)."""
+    """The diff cannot be delivered as it is (a secret in it, a change that no longer
+    fits): the task waits in review with the message, instead of being retried."""
 
 
 def delivery_key(task: TaskRow) -> str:

@@ -50,3 +50,16 @@ def test_a_part_with_two_parents_starts_from_both_and_all_holds_everything(
     for f in ("a.py", "b.py", "c.py"):
         assert _git(repo, "show", f"corral/refactor/demo/all:{f}") == "new"
         assert (repo / f).read_text() == "old\n"  # the user's checkout is untouched
+
+
+def test_a_part_whose_parents_clash_is_blocked_not_started_blind(tmp_path: Path) -> None:
+    repo = write_tree(tmp_path / "repo", {"a.py": "old\n", "b.py": "old\n"})
+    _git(repo, "init", "-q")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "start")
+    stack = lay_out(tmp_path / "home", repo, "demo", {"pa": (), "pb": (), "pc": ("pa", "pb")})
+    deliver_part(stack, "pa", _diff("a.py", "old", "from a"), "part a")
+    second = deliver_part(stack, "pb", _diff("a.py", "old", "from b"), "part b")  # a.py again
+    assert second["unblocked"] == [] and "pc" in second["blocked"]
+    left = sorted(p.name for p in stack.part_dir("pc").iterdir())
+    assert left == ["CORRAL_PART_BLOCKED.txt"]  # no checkout: its files are missing

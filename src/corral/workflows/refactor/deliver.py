@@ -15,14 +15,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from corral.orchestrator.delivery import write_patch
+from corral.orchestrator.delivery import DeliveryRefused, write_patch
 from corral.orchestrator.hooks import register_delivery, register_model
 from corral.store import Store, TaskRow
 from corral.workflows.cve.deliver import current_branch
 from corral.workflows.cve.forge import detect, open_or_update
 from corral.workflows.cve.pr import push, remote_url
 from corral.workflows.refactor.playbook import PAYLOAD_FENCE, PREFIX, factory, parse_payload
-from corral.workflows.refactor.stack import KIND, Stack, deliver_part_async, git
+from corral.workflows.refactor.stack import KIND, Stack, StackError, deliver_part_async, git
 
 
 async def deliver(
@@ -35,7 +35,10 @@ async def deliver(
     stack = Stack.from_payload(payload["stack"])
     part = str(payload["part"])
     title = f"refactor {stack.name}: part {part}"
-    result |= await deliver_part_async(stack, part, diff, f"{title}\n\n{payload['goal']}")
+    try:
+        result |= await deliver_part_async(stack, part, diff, f"{title}\n\n{payload['goal']}")
+    except StackError as exc:
+        raise DeliveryRefused(f"part {part} cannot be stacked: {exc}") from None
     return result | await open_pr(stack, part, task.spec.depends_on, result, title,
                                   _prose(task.spec.instructions))  # fmt: skip
 

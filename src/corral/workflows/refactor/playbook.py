@@ -46,7 +46,8 @@ for path in job["files"]:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except FileNotFoundError:
-        print(f"{path}: gone")
+        print(f"{path}: missing")
+        bad += 1
         continue
     if job.get("replace") is not None:
         new, n = pattern.subn(job["replace"], text)

@@ -14,8 +14,11 @@ exist when the campaign is created). A part's delivery (task kind `refactor`):
    dir.
 4. once every part is in, `corral/refactor/NAME/all` holds all of them merged.
 
-Every step can run twice (a crash between delivery and its record): commits are found
-again by tree and parents, a checked-out dir is left as it is.
+A part whose parents' changes clash (an agent changed files outside its part) gets a
+`CORRAL_PART_BLOCKED.txt` saying so instead of a checkout: its files are missing, so the
+playbook escalates it to review. Every step can run twice (a crash between delivery and
+its record): commits are found again by tree and parents, a checked-out dir is left as it
+is.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from corral.workflows.cve.pr import GIT_FLAGS
 
 KIND = "refactor"
 BRANCH_PREFIX = "corral/refactor"
+BLOCKED = "CORRAL_PART_BLOCKED.txt"  # left in a part's dir that could not be prepared
 ALL = "all"  # the branch with every part (git refs cannot be both a branch and a dir)
 
 
@@ -208,19 +212,27 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
         commit = _part_commit(stack, part, base, diff, message)
         state["done"][part] = commit
         _write_state(stack, state)
-        ready = []
+        ready: list[str] = []
+        blocked: dict[str, str] = {}
         for other, deps in sorted(state["parts"].items()):
             if other in state["done"] or not deps or not all(d in state["done"] for d in deps):
                 continue
             target = stack.part_dir(other)
-            start = _base_of(stack, state, other)
-            _write_state(stack, state)  # the base is known before anything is checked out
-            if target.is_dir() and not any(target.iterdir()):
+            if target.is_dir() and any(target.iterdir()):
+                continue  # checked out already (a repeated delivery)
+            try:
+                start = _base_of(stack, state, other)
+                _write_state(stack, state)  # the base is known before anything is checked out
                 _checkout(stack, target, start)
-            ready.append(other)
+                ready.append(other)
+            except StackError as exc:  # its parents' changes clash: it must not start blind
+                (target / BLOCKED).write_text(f"corral could not prepare this part: {exc}\n")
+                blocked[other] = str(exc)
         out: dict[str, Any] = {
             "branch": stack.branch(part), "commit": commit, "base": base, "unblocked": ready,
         }  # fmt: skip
+        if blocked:
+            out["blocked"] = blocked
         if len(state["done"]) == len(state["parts"]):
             leaves = [state["done"][p] for p in sorted(state["parts"]) if not _needed(state, p)]
             whole = _merged(stack, leaves, f"refactor {stack.name}: every part")
