@@ -103,6 +103,22 @@ def test_module_names_follow_packages_and_imports_resolve(tmp_path: Path) -> Non
     assert graph["src/pkg/core.py"] == set()  # the standard library is no edge
 
 
+def test_js_and_ts_relative_imports_are_edges_packages_are_not(tmp_path: Path) -> None:
+    repo = write(tmp_path / "r", {
+        "web/app.ts": 'import { api } from "./lib/api";\nimport React from "react";\n'
+                      'export * from "../web/lib";\nconst d = require("./data.js");\n',
+        "web/lib/api.ts": "export const api = 1;\n",
+        "web/lib/index.ts": "export {};\n",
+        "web/data.ts": "module.exports = {};\n",  # TypeScript names its own .ts as .js
+    })  # fmt: skip
+    paths = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*.ts"))
+    assert import_graph(repo, paths)["web/app.ts"] == {
+        "web/lib/api.ts",
+        "web/lib/index.ts",
+        "web/data.ts",
+    }
+
+
 # --- the plan ------------------------------------------------------------------------
 
 

@@ -1,4 +1,6 @@
-"""Which Python files import which: the order a migration's subtasks run in.
+"""Which files import which: the order a migration's subtasks run in.
+
+Python and JavaScript/TypeScript are read; other files have no edges (level 0).
 
 A file's module name comes from its package: the dirs above it that hold an
 `__init__.py` (so `src/pkg/mod.py` is `pkg.mod`); a file outside any package is its
@@ -11,7 +13,15 @@ package whose `__init__` re-exports its modules would otherwise be one big cycle
 from __future__ import annotations
 
 import ast
+import posixpath
+import re
 from pathlib import Path, PurePosixPath
+
+JS_EXT = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
+# import ... from "x" / import "x" / export ... from "x" / require("x") / import("x")
+_JS_IMPORT = re.compile(
+    r"""(?:\bfrom\s*|\bimport\s*\(?\s*|\brequire\s*\(\s*)["'](\.{1,2}/[^"'\n]*)["']"""
+)
 
 
 def module_names(paths: list[str], repo: Path) -> dict[str, str]:
@@ -93,18 +103,41 @@ def imports_of(path: str, source: str, index: dict[str, str], own: str) -> set[s
     return found
 
 
+def js_imports_of(path: str, source: str, files: set[str]) -> set[str]:
+    """Files of the repo that a JS/TS file imports by relative path (`./x`, `../y`);
+    a package import (`react`) is no edge."""
+    found: set[str] = set()
+    here = posixpath.dirname(path)
+    for spec in _JS_IMPORT.findall(source):
+        base = posixpath.normpath(posixpath.join(here, spec))
+        stem, ext = posixpath.splitext(base)
+        candidates = [base, *(base + e for e in JS_EXT), *(f"{base}/index{e}" for e in JS_EXT)]
+        if ext in (".js", ".jsx", ".mjs", ".cjs"):  # TypeScript imports its own .ts as .js
+            candidates += [stem + e for e in (".ts", ".tsx", ".mts", ".cts")]
+        hit = next((c for c in candidates if c in files), None)
+        if hit is not None and hit != path:
+            found.add(hit)
+    return found
+
+
 def import_graph(repo: Path, paths: list[str]) -> dict[str, set[str]]:
-    """Every .py file of `paths` -> the repo's files it imports."""
+    """Every Python or JS/TS file of `paths` -> the repo's files it imports."""
     index = module_names(paths, repo)
     own = {file: name for name, file in sorted(index.items(), key=lambda kv: -len(kv[0]))}
+    files = set(paths)
     graph: dict[str, set[str]] = {}
     for p in paths:
-        if not p.endswith(".py"):
+        is_js = p.endswith(JS_EXT)
+        if not p.endswith(".py") and not is_js:
             continue
         try:
             source = (repo / p).read_text(encoding="utf-8", errors="replace")
         except OSError:
             graph[p] = set()
             continue
-        graph[p] = imports_of(p, source, index, own.get(p, ""))
+        graph[p] = (
+            js_imports_of(p, source, files)
+            if is_js
+            else (imports_of(p, source, index, own.get(p, "")))
+        )
     return graph
