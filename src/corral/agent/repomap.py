@@ -189,9 +189,16 @@ def _parse(info: FileInfo, data: bytes, lang: str) -> None:
             _PARSED.popitem(last=False)
 
 
+# CPython 3.11's ast.parse counts its depth in interpreter-wide state: when the collector
+# runs a finalizer mid-parse and another thread parses meanwhile, it fails with "SystemError:
+# AST constructor recursion depth mismatch". Repo maps are built in several threads at once.
+_AST_LOCK = threading.Lock()
+
+
 def _parse_python(info: FileInfo, text: str) -> None:
     try:
-        tree = ast.parse(text)
+        with _AST_LOCK:
+            tree = ast.parse(text)
     except (SyntaxError, ValueError):
         _parse_regex(info, text, "py")
         return

@@ -5,14 +5,18 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from corral.cli.common import HomeOpt, StoreOpt, fail, with_store
-from corral.orchestrator.policy import default_redactor
-from corral.store import Store
-from corral.store.audit import KINDS, AuditStore
+
+if TYPE_CHECKING:
+    from corral.store import Store
+
+# The audit log's kinds, spelled out so the help text does not import the store;
+# tests/unit/cli/test_cli_start.py checks they are corral.store.audit.KINDS.
+KINDS: tuple[str, ...] = ("action", "egress", "approval", "policy")
 
 SinceOpt = Annotated[
     str | None, typer.Option("--since", help="ISO time; older entries are skipped.")
@@ -43,6 +47,9 @@ def export(
     store: StoreOpt = None,
 ) -> None:
     """Write audit entries as JSON lines (oldest first): `corral audit export > audit.jsonl`."""
+    from corral.orchestrator.policy import default_redactor
+    from corral.store.audit import AuditStore
+
     start = _since(since)
     if kind is not None and kind not in KINDS:
         fail(f"unknown kind {kind!r}: use one of {', '.join(KINDS)}")

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
+from corral.cli.fleet import tune_for_fleet
 from corral.cli.gateway import JsonOpt, bench_app
-from corral.orchestrator.heap import tune_for_fleet
 
 SUMMARY = (
     "agents",
@@ -80,7 +80,7 @@ def bench_fleet(
     as_json: JsonOpt = False,
 ) -> None:
     """N scripted agents x S steps through campaign, worker, sandbox, gateway and store."""
-    tune_for_fleet()
+    tune_for_fleet("corral.bench.fleet", "corral.bench.mini")
     if sandbox not in ("bwrap", "docker", "local"):
         typer.echo(f"error: unknown sandbox {sandbox!r}: use bwrap, docker or local", err=True)
         raise typer.Exit(2)

@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
-from corral.domain import CorralError
-from corral.store import Store
+if TYPE_CHECKING:
+    from corral.store import Store
 
 T = TypeVar("T")
 
@@ -36,6 +36,8 @@ def fail(message: str) -> NoReturn:
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:
     """The sync edge: run a coroutine; a CorralError becomes one line and exit code 2."""
+    from corral.domain import CorralError
+
     try:
         return asyncio.run(coro)
     except CorralError as e:
@@ -43,6 +45,8 @@ def run_async(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def with_store(url: str | None, home: Path, fn: Callable[[Store], Awaitable[T]]) -> T:
+    from corral.store import Store
+
     async def go() -> T:
         store = await Store.open(url, home=home)
         try:

@@ -7,33 +7,15 @@ import json
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
-from corral.cli.render import campaign_progress
-from corral.domain import CorralError
-from corral.orchestrator.settings import WorkerSettings
-from corral.workflows.cve import (
-    FixPlan,
-    PyPIIndex,
-    ScanReport,
-    open_source,
-    plan_fixes,
-    scan_json,
-    scan_repo,
-    scan_table,
-)
-from corral.workflows.cve.campaign import CampaignOptions, resolve_repos, triage
-from corral.workflows.cve.deliver import register as register_workflow
-from corral.workflows.cve.outcome import (
-    open_cve_campaign,
-    report_markdown,
-    resume_cve_campaign,
-    run_cve_campaign,
-)
-from corral.workflows.cve.resume import find_unfinished
+
+if TYPE_CHECKING:
+    from corral.workflows.cve import FixPlan, ScanReport
+    from corral.workflows.cve.campaign import CampaignOptions
 
 cve_app = typer.Typer(
     help="Find vulnerable dependencies and plan minimal upgrades.", no_args_is_help=True
@@ -43,6 +25,8 @@ cve_app = typer.Typer(
 async def _scan(
     path: Path, dbs: list[str], plan: bool, pypi: bool
 ) -> tuple[ScanReport, FixPlan | None]:
+    from corral.workflows.cve import PyPIIndex, open_source, plan_fixes, scan_repo
+
     source = open_source(dbs)
     report = await scan_repo(path, source)
     if not plan:
@@ -71,6 +55,9 @@ def scan(
     ] = False,
 ) -> None:
     """Scan PATH's manifests against advisories. Exit 1 when something is vulnerable."""
+    from corral.domain import CorralError
+    from corral.workflows.cve import scan_json, scan_table
+
     dbs = list(db or [])
     if not dbs and os.environ.get("CORRAL_OSV_DB"):
         dbs = [os.environ["CORRAL_OSV_DB"]]
@@ -114,7 +101,16 @@ async def run_campaign_command(
     With `resume` (or when an unfinished campaign over exactly these repos is found in
     HOME) the saved triage is reused and the campaign carries on where it stopped.
     """
+    from corral.orchestrator.settings import WorkerSettings
     from corral.store import Store
+    from corral.workflows.cve import open_source
+    from corral.workflows.cve.campaign import resolve_repos, triage
+    from corral.workflows.cve.outcome import (
+        open_cve_campaign,
+        resume_cve_campaign,
+        run_cve_campaign,
+    )
+    from corral.workflows.cve.resume import find_unfinished
 
     settings = WorkerSettings(home=home, concurrency=opts.concurrency, env=dict(os.environ))
     store = await Store.open(store_url, home=home)
@@ -149,6 +145,8 @@ async def _with_progress(
     run: Callable[[Callable[[dict[str, Any]], None] | None], Awaitable[dict[str, Any]]],
     as_json: bool,
 ) -> dict[str, Any]:
+    from corral.cli.render import campaign_progress
+
     if as_json:
         return await run(None)
     with campaign_progress("cve campaign", "repos") as show:
@@ -208,6 +206,9 @@ def campaign(
     After a crash, run the same command again (or pass --resume CAMPAIGN_ID): the
     unfinished campaign carries on and finished repos are not redone.
     """
+    from corral.workflows.cve.campaign import CampaignOptions
+    from corral.workflows.cve.outcome import report_markdown
+
     if sandbox not in ("bwrap", "local", "docker"):
         fail(f"unknown sandbox {sandbox!r}")
     if bool(repos) == bool(resume):
@@ -229,6 +230,13 @@ def campaign(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `cve` command group to the main CLI (and the workflow's hooks)."""
-    register_workflow()
+    """Add the `cve` command group to the main CLI (its hooks: `register_hooks`)."""
     app.add_typer(cve_app, name="cve")
+
+
+def register_hooks() -> None:
+    """Plug the cve workflow's `playbook:cve` model and PR delivery into the orchestrator
+    (idempotent). The main CLI calls this before any command runs."""
+    from corral.workflows.cve.deliver import register as register_workflow
+
+    register_workflow()

@@ -3,31 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
 import os
 import signal
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async, with_store
-from corral.cli.render import campaign_progress
-from corral.domain import TaskState
-from corral.orchestrator.campaigns import (
-    campaign_status,
-    create_from_file,
-    reopen_campaign,
-    run_campaign,
-)
-from corral.orchestrator.heap import tune_for_fleet
-from corral.orchestrator.metrics import FleetMetrics
-from corral.orchestrator.models import FleetModels
-from corral.orchestrator.policy import AuditService, default_redactor
-from corral.orchestrator.settings import WorkerSettings
-from corral.orchestrator.worker import Worker
-from corral.store import Store
+
+if TYPE_CHECKING:
+    from corral.orchestrator.models import FleetModels
+    from corral.orchestrator.settings import WorkerSettings
+    from corral.store import Store
 
 campaign_app = typer.Typer(help="Run many tasks as one campaign.", no_args_is_help=True)
 tasks_app = typer.Typer(help="Inspect tasks.", no_args_is_help=True)
@@ -65,9 +56,34 @@ ServiceOpt = Annotated[
 ]
 
 
+# What a fleet process runs on; importing the CLI used to load all of it.
+FLEET_MODULES = (
+    "corral.cli.render",
+    "corral.orchestrator.campaigns",
+    "corral.orchestrator.metrics",
+    "corral.orchestrator.models",
+    "corral.orchestrator.policy",
+    "corral.orchestrator.settings",
+    "corral.orchestrator.worker",
+    "corral.store",
+)
+
+
+def tune_for_fleet(*more: str) -> None:
+    """The heap set for a long-running fleet process, once the modules it runs on (and
+    `more`) are loaded: tune_for_fleet freezes what is loaded by then out of the GC."""
+    from corral.orchestrator.heap import tune_for_fleet as tune
+
+    for name in (*FLEET_MODULES, *more):
+        importlib.import_module(name)
+    tune()
+
+
 def _models(gateway: Path | None, service: Path | None = None) -> FleetModels:
     """Provider calls go through a gateway: a shared service, the configured one, or one
     per model spec."""
+    from corral.orchestrator.models import FleetModels
+
     env = dict(os.environ)
     if service is not None:
         if gateway is not None:
@@ -88,6 +104,8 @@ def _models(gateway: Path | None, service: Path | None = None) -> FleetModels:
 def _settings(
     home: Path, concurrency: int, zombie_after: float = 600.0, lease_ttl: float = 15.0
 ) -> WorkerSettings:
+    from corral.orchestrator.settings import WorkerSettings
+
     return WorkerSettings(
         home=home, concurrency=concurrency, env=dict(os.environ),
         zombie_after_s=zombie_after, lease_ttl_s=lease_ttl,
@@ -109,6 +127,9 @@ async def _run_with_progress(
 async def _run_shown(
     store: Store, cid: str, settings: WorkerSettings, as_json: bool, models: FleetModels
 ) -> dict[str, Any]:
+    from corral.cli.render import campaign_progress
+    from corral.orchestrator.campaigns import run_campaign
+
     if as_json:
         return await run_campaign(store, cid, settings, models=models)
     camp = await store.get_campaign(cid)
@@ -131,6 +152,8 @@ def _print_status(status: dict[str, Any], as_json: bool) -> None:
 
 
 def _exit_for(status: dict[str, Any]) -> None:
+    from corral.domain import TaskState
+
     ok = all(t["state"] == TaskState.succeeded.value for t in status["tasks"])
     raise typer.Exit(0 if ok else 1)
 
@@ -167,6 +190,7 @@ def campaign_run(
     store: StoreOpt = None,
 ) -> None:
     """Create a campaign from FILE and run it to the end."""
+    from corral.orchestrator.campaigns import create_from_file
 
     async def create(s: Store) -> str:
         cid = await create_from_file(s, file, env=dict(os.environ), home=home)
@@ -190,6 +214,7 @@ def campaign_resume(
     store: StoreOpt = None,
 ) -> None:
     """Carry on a campaign after a crash: finished tasks stay finished, lost ones retry."""
+    from corral.orchestrator.campaigns import reopen_campaign
 
     async def reopen(s: Store) -> str:
         return await reopen_campaign(s, campaign_id)
@@ -206,6 +231,7 @@ def campaign_status_cmd(
     store: StoreOpt = None,
 ) -> None:
     """Per-task state, attempts and cost."""
+    from corral.orchestrator.campaigns import campaign_status
 
     async def go(s: Store) -> dict[str, Any]:
         return await campaign_status(s, await s.resolve_campaign_id(campaign_id))
@@ -243,6 +269,8 @@ def tasks_ls(
     store: StoreOpt = None,
 ) -> None:
     """Tasks, optionally of one campaign and in one state."""
+    from corral.domain import TaskState
+
     if state is not None and state not in TaskState.__members__:
         fail(f"unknown state {state!r}; one of: {', '.join(TaskState.__members__)}")
 
@@ -313,6 +341,9 @@ def worker(
     store: StoreOpt = None,
 ) -> None:
     """Run the scheduler and executor against the store until stopped (Ctrl-C, SIGTERM)."""
+    from corral.orchestrator.metrics import FleetMetrics
+    from corral.orchestrator.worker import Worker
+
     models = _models(gateway, gateway_socket)
     tune_for_fleet()
     metrics = FleetMetrics()
@@ -382,6 +413,8 @@ def review_show(
     store: StoreOpt = None,
 ) -> None:
     """What the agent did and what approving it would deliver."""
+    from corral.orchestrator.policy import default_redactor
+
     r = with_store(store, home, lambda s: s.get_review(review_id))
     red = default_redactor()  # stored redacted; again here for rows older than a secret
     diff, reason = red.redact(r.diff), red.redact(r.reason)
@@ -394,6 +427,8 @@ def review_show(
 def _decide(
     review_id: str, approve: bool, comment: str | None, home: Path, url: str | None
 ) -> None:
+    from corral.orchestrator.policy import AuditService
+
     async def go(s: Store) -> bool:
         r = await s.get_review(review_id)
         by = os.environ.get("USER", "unknown")

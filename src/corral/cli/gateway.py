@@ -13,8 +13,6 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from corral.domain import CorralError
-
 bench_app = typer.Typer(help="Benchmarks: the gateway under load, budgets under contention.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -50,6 +48,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the OpenAI-compatible face of the gateway on a Unix socket."""
+    from corral.domain import CorralError
     from corral.gateway import Face, Gateway, load_config
     from corral.gateway.face import serve_face
     from corral.orchestrator.heap import tune_for_fleet

@@ -6,23 +6,26 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from corral.agent.config import AgentConfig, AgentLimits
 from corral.cli.audit import register as register_audit
 from corral.cli.common import HomeOpt, JsonOpt, StoreOpt, fail, run_async
 from corral.cli.cve import register as register_cve
+from corral.cli.cve import register_hooks as register_cve_hooks
 from corral.cli.fleet import register as register_fleet
 from corral.cli.gateway import register as register_gateway
 from corral.cli.refactor import register as register_refactor
-from corral.cli.render import event_json, event_line
+from corral.cli.refactor import register_hooks as register_refactor_hooks
 from corral.cli.sandbox import register as register_sandbox
-from corral.domain import Event
-from corral.orchestrator import RunResult, replay_attempt, run_task
-from corral.orchestrator.policy import install_log_redaction
-from corral.store import Store
+
+if TYPE_CHECKING:
+    from corral.domain import Event
+    from corral.orchestrator import RunResult
+
+# Heavy modules (the orchestrator, the store, SQLAlchemy, httpx, ...) are imported by the
+# commands that use them, so `corral --help` starts without them; see _before_any_command.
 
 app = typer.Typer(
     help="corral: run fleets of autonomous coding agents safely.",
@@ -36,7 +39,21 @@ _fail = fail
 _run_async = run_async
 
 
+@app.callback()
+def _before_any_command() -> None:
+    # What importing the CLI used to do, now done before any sub-command runs (or shows
+    # its help; `corral --help` alone skips it): every log line of the CLI process is
+    # redacted, and the workflows' models and deliveries are known to the orchestrator.
+    from corral.orchestrator.policy import install_log_redaction
+
+    install_log_redaction()
+    register_cve_hooks()
+    register_refactor_hooks()
+
+
 def _printer(enabled: bool) -> Any:
+    from corral.cli.render import event_line
+
     def show(event: Event) -> None:
         if enabled:
             typer.echo(event_line(event))
@@ -45,6 +62,8 @@ def _printer(enabled: bool) -> Any:
 
 
 def _result_json(r: RunResult) -> dict[str, Any]:
+    from corral.cli.render import event_json
+
     return {
         "status": r.status.value,
         "reason": r.reason,
@@ -96,6 +115,9 @@ def run(
     home: HomeOpt = Path(".corral"),
 ) -> None:
     """Run one agent on one repository in a disposable sandbox."""
+    from corral.agent.config import AgentConfig, AgentLimits
+    from corral.orchestrator import run_task
+
     if not model:
         _fail("no model given: pass --model SPEC (for example scripted:./agent.yaml)")
     config = AgentConfig(
@@ -119,6 +141,8 @@ def run(
 
 
 async def _events(attempt_id: str, home: Path, url: str | None) -> tuple[str, list[Event]]:
+    from corral.store import Store
+
     store = await Store.open(url, home=home)
     try:
         full = await store.resolve_attempt_id(attempt_id)
@@ -135,6 +159,8 @@ def events(
     store: StoreOpt = None,
 ) -> None:
     """Print an attempt's events."""
+    from corral.cli.render import event_json, event_line
+
     full, evs = _run_async(_events(attempt_id, home, store))
     if as_json:
         typer.echo(json.dumps({"attempt_id": full, "events": [event_json(e) for e in evs]}))
@@ -144,6 +170,8 @@ def events(
 
 
 async def _attempts(home: Path, url: str | None) -> list[dict[str, Any]]:
+    from corral.store import Store
+
     store = await Store.open(url, home=home)
     try:
         return [
@@ -184,6 +212,8 @@ def replay(
     home: HomeOpt = Path(".corral"),
 ) -> None:
     """Re-run an attempt from its recorded model responses; reports whether it reproduced."""
+    from corral.orchestrator import replay_attempt
+    from corral.store import Store
 
     async def go() -> Any:
         store = await Store.open(home=home)
@@ -254,4 +284,3 @@ register_fleet(app)
 register_sandbox(app)
 register_audit(app)
 register_refactor(app)
-install_log_redaction()  # every log line of the CLI process is redacted

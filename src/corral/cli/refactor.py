@@ -96,8 +96,12 @@ def plan_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `refactor` command group to the main CLI (and the playbook model)."""
+    """Add the `refactor` command group to the main CLI (its hooks: `register_hooks`)."""
+    app.add_typer(refactor_app, name="refactor")
+
+
+def register_hooks() -> None:
+    """Plug the refactor workflow's playbook model and delivery into the orchestrator."""
     from corral.workflows.refactor.deliver import register as register_workflow
 
     register_workflow()
-    app.add_typer(refactor_app, name="refactor")

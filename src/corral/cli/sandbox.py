@@ -8,11 +8,6 @@ from typing import Annotated
 
 import typer
 
-from corral.domain import CorralError
-from corral.sandbox import docker_engine
-from corral.sandbox.base import reap_leftovers
-from corral.sandbox.bwrap import MISSING_BWRAP
-
 sandbox_app = typer.Typer(help="Sandbox backends: prepare, list, reap.", no_args_is_help=True)
 
 
@@ -27,6 +22,10 @@ def prepare(
     force: Annotated[bool, typer.Option("--force", help="Rebuild even if cached.")] = False,
 ) -> None:
     """Get a backend ready: for docker, build the base image (cached by tag)."""
+    from corral.domain import CorralError
+    from corral.sandbox import docker_engine
+    from corral.sandbox.bwrap import MISSING_BWRAP
+
     if kind == "bwrap":
         if shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin") is None:
             _fail(MISSING_BWRAP)
@@ -43,6 +42,9 @@ def prepare(
 @sandbox_app.command("ls")
 def list_sandboxes() -> None:
     """List corral's Docker sandbox containers (and whether their owner is alive)."""
+    from corral.domain import CorralError
+    from corral.sandbox import docker_engine
+
     try:
         found = asyncio.run(docker_engine.list_containers())
     except CorralError as exc:
@@ -65,6 +67,10 @@ def gc(
     ] = False,
 ) -> None:
     """Remove sandbox containers and workspaces whose owning process is gone."""
+    from corral.domain import CorralError
+    from corral.sandbox import docker_engine
+    from corral.sandbox.base import reap_leftovers
+
     removed: list[str] = []
     if docker_engine.docker_cli() is not None and asyncio.run(docker_engine.engine_ready()):
         try:

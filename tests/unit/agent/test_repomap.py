@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
+from corral.agent import repomap
 from corral.agent.repomap import build_repo_map, split_words
 
 TASK = "Cart.total() ignores the discount set by apply_discount; make the total correct."
@@ -136,3 +138,35 @@ def test_a_copy_of_the_same_files_is_not_parsed_again(
     put(copy, "src/shop/cart.py", "class Basket:\n    def grand_total(self): ...\n")
     again = build_repo_map(copy, TASK)
     assert parsed == ["src/shop/cart.py"] and "class Basket" in again
+
+
+def test_python_files_parse_from_many_threads_at_once() -> None:
+    # Repo maps are built in asyncio.to_thread, several at once. CPython 3.11's ast.parse
+    # counts its depth in interpreter-wide state, so a finalizer run by the collector
+    # mid-parse (which lets another thread in) failed the attempt with "SystemError:
+    # AST constructor recursion depth mismatch".
+    text = Path(repomap.__file__).read_text()
+    errors: list[BaseException] = []
+
+    class Finalized:
+        def __init__(self) -> None:
+            self.cycle = self
+
+        def __del__(self) -> None:
+            sum(range(50))
+
+    def parse_many() -> None:
+        for _ in range(60):
+            for _ in range(30):
+                Finalized()
+            try:
+                repomap._parse_python(repomap.FileInfo("m.py"), text)
+            except SystemError as e:
+                errors.append(e)
+
+    threads = [threading.Thread(target=parse_many) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[0]

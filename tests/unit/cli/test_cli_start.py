@@ -1,0 +1,77 @@
+"""The CLI starts light: importing it (and `corral --help`) loads no heavy module; what
+importing it used to do on the side is done before a command runs."""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+
+from corral.cli.audit import KINDS
+from corral.cli.fleet import FLEET_MODULES
+from corral.store.audit import KINDS as STORE_KINDS
+
+# What made `corral --help` take a second: each is imported by the commands that need it.
+HEAVY = (
+    "sqlalchemy",
+    "httpx",
+    "litellm",
+    "pydantic",
+    "prometheus_client",
+    "yaml",
+    "corral.agent",
+    "corral.domain",
+    "corral.gateway",
+    "corral.models",
+    "corral.orchestrator",
+    "corral.sandbox",
+    "corral.store",
+    "corral.workflows",
+)
+
+LOADED = f"import sys; print(sorted(m for m in {HEAVY!r} if m in sys.modules))"
+
+
+def test_importing_the_cli_loads_no_heavy_module(fresh_python: Callable[[str], str]) -> None:
+    out = fresh_python(f"import corral.cli.main; {LOADED}")
+    assert out.strip() == "[]"
+
+
+def test_help_loads_no_heavy_module(fresh_python: Callable[[str], str]) -> None:
+    out = fresh_python(
+        "from typer.testing import CliRunner; from corral.cli.main import app; "
+        "r = CliRunner().invoke(app, ['--help']); "
+        f"assert r.exit_code == 0 and 'campaign' in r.output, r.output; {LOADED}"
+    )
+    assert out.strip() == "[]"
+
+
+def test_a_command_first_installs_log_redaction_and_the_workflows_hooks(
+    fresh_python: Callable[[str], str],
+) -> None:
+    secret = "s3cr3t-" + "q7" * 12
+    out = fresh_python(
+        "import logging; from typer.testing import CliRunner; from corral.cli.main import app; "
+        "from corral.orchestrator.hooks import delivery_for, is_registered; "
+        "from corral.orchestrator.policy import register_secret; "
+        f"register_secret({secret!r}); "
+        "hooks = lambda: (is_registered('playbook:cve'), delivery_for('cve') is not None, "
+        "is_registered('playbook:refactor'), delivery_for('refactor') is not None); "
+        "before = hooks(); "
+        # exits 2 on the bad --kind, before it opens a store: only the callback ran
+        "r = CliRunner().invoke(app, ['audit', 'export', '--kind', 'nope']); "
+        "assert r.exit_code == 2, r.output; "
+        "after = hooks(); "
+        "rec = logging.getLogger('t').makeRecord('t', logging.INFO, 'f', 1, 'k=%s', "
+        f"({secret!r},), None); "
+        "print(before, after, 'REDACTED' in rec.getMessage())"
+    )
+    assert out.strip() == "(False, False, False, False) (True, True, True, True) True"
+    assert secret not in out
+
+
+def test_the_audit_kinds_in_the_help_are_the_stores() -> None:
+    assert KINDS == STORE_KINDS
+
+
+def test_the_fleet_modules_loaded_before_tuning_exist() -> None:
+    assert all(importlib.util.find_spec(name) is not None for name in FLEET_MODULES)
