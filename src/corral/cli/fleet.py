@@ -318,16 +318,17 @@ def retry(
 ) -> None:
     """Give a failed or cancelled task another attempt (run by a worker or `campaign resume`)."""
 
-    async def go(s: Store) -> bool:
+    async def go(s: Store) -> str | None:
         task = await s.get_task(ref)
-        ok = await s.reopen_task(task.id)
-        if ok:
+        why = await s.reopen_task(task.id)
+        if why is None:
             await s.set_campaign_state(task.campaign_id, "running")
-        return ok
+        return why
 
-    if not with_store(store, home, go):
-        fail(f"task {ref!r} is not failed or cancelled")
-    typer.echo(f"task {ref} is ready again")
+    why = with_store(store, home, go)
+    if why is not None:
+        fail(why)
+    typer.echo(f"task {ref} is open again (it runs once its dependencies have succeeded)")
 
 
 def worker(

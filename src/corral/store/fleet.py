@@ -234,8 +234,20 @@ class FleetOps:
         n: int = await self._tx("cancel", go)
         return n
 
-    async def reopen_task(self, task_id: str) -> bool:
-        """`corral retry`: a failed or cancelled task gets one more attempt."""
+    async def reopen_task(self, task_id: str) -> str | None:
+        """`corral retry`: a failed or cancelled task gets one more attempt - at once, or
+        once its dependencies succeed. None if done, else why not (one line)."""
+        task = await self.get_task(task_id)
+        if task.state not in (T.failed, T.cancelled):
+            return f"task {task.key} is {task.state.value}, not failed or cancelled"
+        siblings = {t.key: t.state for t in await self.tasks(campaign_id=task.campaign_id)}
+        bad = {T.failed, T.rejected, T.cancelled, T.skipped}
+        blocked = [d for d in task.depends_on if siblings.get(d, T.failed) in bad]
+        if blocked:
+            state = siblings.get(blocked[0], T.failed).value
+            return f"task {task.key} depends on {blocked[0]}, which is {state}: retry it first"
+        waits = any(siblings.get(d) is not T.succeeded for d in task.depends_on)
+        dst = T.pending if waits else T.ready  # pending: promoted when its parents succeed
 
         def go(conn: sa.Connection) -> bool:
             res = conn.execute(
@@ -245,15 +257,19 @@ class FleetOps:
                     tasks.c.state.in_([T.failed.value, T.cancelled.value]),
                 )
                 .values(
-                    state=T.ready.value, ready_at=None, cancel_requested=False,
-                    max_attempts=sa.func.max(tasks.c.max_attempts, tasks.c.attempts + 1),
+                    state=dst.value, ready_at=None, cancel_requested=False,
+                    # the larger of the two (max() of two values is SQLite's alone)
+                    max_attempts=sa.case(
+                        (tasks.c.max_attempts > tasks.c.attempts, tasks.c.max_attempts),
+                        else_=tasks.c.attempts + 1,
+                    ),
                     updated_at=utcnow(),
                 )
             )  # fmt: skip
             return bool(res.rowcount)
 
         reopened: bool = await self._tx("retry task", go)
-        return reopened
+        return None if reopened else f"task {task.key} changed state meanwhile: try again"
 
     # -- leases ------------------------------------------------------------------------
 
