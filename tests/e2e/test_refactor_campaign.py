@@ -230,3 +230,15 @@ def test_each_part_gets_a_pull_request_stacked_on_its_parents(cli: Cli, tmp_path
     pushed = subprocess.run(["git", "-C", str(remote), "branch", "--list", f"{branch}/*"],
                             capture_output=True, text=True, check=True).stdout  # fmt: skip
     assert len(pushed.split()) == 3
+
+
+def test_the_refactor_demo_runs_a_stack_of_parts(cli: Cli) -> None:
+    code, out = cli.json("refactor", "demo", timeout=300)
+    assert code == 0, out
+    assert out["counts"] == {"succeeded": 4}
+    assert len(out["branches"]) == 5 and "corral/refactor/to-cents/all" in out["branches"]
+    log = subprocess.run(
+        ["git", "-C", str(out["repo"]), "log", "--format=%s", "corral/refactor/to-cents/all"],
+        capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    assert log[-1] == "the shop, before" and len(log) == 5  # one commit per part, stacked

@@ -101,7 +101,7 @@ def _models(gateway: Path | None, service: Path | None = None) -> FleetModels:
     return FleetModels(gateway=Gateway.from_file(gateway, env=env), env=env)
 
 
-def _settings(
+def worker_settings(
     home: Path, concurrency: int, zombie_after: float = 600.0, lease_ttl: float = 15.0
 ) -> WorkerSettings:
     from corral.orchestrator.settings import WorkerSettings
@@ -139,7 +139,7 @@ async def _run_shown(
     return status
 
 
-def _print_status(status: dict[str, Any], as_json: bool) -> None:
+def print_status(status: dict[str, Any], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(status, indent=2))
         return
@@ -167,15 +167,27 @@ def _drive(
     url: str | None,
 ) -> None:
     """Find (or create) the campaign, run it to the end, print, exit 0 only if all passed."""
+    status = run_found(find, settings, as_json, gateway, home, url)
+    print_status(status, as_json)
+    _exit_for(status)
+
+
+def run_found(
+    find: Callable[[Store], Awaitable[str]],
+    settings: WorkerSettings,
+    as_json: bool,
+    gateway: Path | None,
+    home: Path,
+    url: str | None,
+) -> dict[str, Any]:
+    """Find (or create) the campaign and run it to the end (a progress bar unless JSON)."""
     tune_for_fleet()
 
     async def go(s: Store) -> dict[str, Any]:
         cid = await find(s)
         return await _run_with_progress(s, cid, settings, as_json, _models(gateway))
 
-    status = with_store(url, home, go)
-    _print_status(status, as_json)
-    _exit_for(status)
+    return with_store(url, home, go)
 
 
 @campaign_app.command("run")
@@ -198,7 +210,7 @@ def campaign_run(
             typer.echo(f"campaign {cid}", err=True)
         return cid
 
-    settings = _settings(home, concurrency, zombie_after, lease_ttl)
+    settings = worker_settings(home, concurrency, zombie_after, lease_ttl)
     _drive(create, settings, as_json, gateway, home, store)
 
 
@@ -219,7 +231,7 @@ def campaign_resume(
     async def reopen(s: Store) -> str:
         return await reopen_campaign(s, campaign_id)
 
-    settings = _settings(home, concurrency, zombie_after, lease_ttl)
+    settings = worker_settings(home, concurrency, zombie_after, lease_ttl)
     _drive(reopen, settings, as_json, gateway, home, store)
 
 
@@ -236,7 +248,7 @@ def campaign_status_cmd(
     async def go(s: Store) -> dict[str, Any]:
         return await campaign_status(s, await s.resolve_campaign_id(campaign_id))
 
-    _print_status(with_store(store, home, go), as_json)
+    print_status(with_store(store, home, go), as_json)
 
 
 @campaign_app.command("ls")
@@ -359,7 +371,7 @@ def worker(
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         w = Worker(
-            s, _settings(home, concurrency, zombie_after, lease_ttl), metrics=metrics,
+            s, worker_settings(home, concurrency, zombie_after, lease_ttl), metrics=metrics,
             models=models,
         )  # fmt: skip
         typer.echo(f"worker {w.owner} running (concurrency {concurrency})", err=True)

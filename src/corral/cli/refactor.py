@@ -11,6 +11,7 @@ import typer
 from corral.cli.common import HomeOpt, JsonOpt, fail
 
 if TYPE_CHECKING:
+    from corral.store import Store
     from corral.workflows.refactor import RefactorPlan
 
 refactor_app = typer.Typer(
@@ -93,6 +94,66 @@ def plan_cmd(
             typer.echo(f"campaign written to {campaign}: corral campaign run {campaign}")
             if stack is not None:
                 typer.echo(f"parts stack in {stack.root}; branches corral/refactor/{spec.name}/*")
+
+
+@refactor_app.command("demo")
+def demo_cmd(
+    sandbox: Annotated[str, typer.Option("--sandbox", help="bwrap, docker or local.")] = "bwrap",
+    unsafe_local: Annotated[bool, typer.Option("--unsafe-local")] = False,
+    concurrency: Annotated[int, typer.Option("--concurrency", min=1)] = 4,
+    home: HomeOpt = Path(".corral"),
+    as_json: JsonOpt = False,
+) -> None:
+    """A stacked migration over a small bundled repo: plan, run, branches. No API key."""
+    import os
+    import shutil
+    import subprocess
+
+    from corral.cli.demo import fresh_run_dir
+    from corral.cli.fleet import print_status, run_found, worker_settings
+    from corral.orchestrator.campaigns import create_from_file
+    from corral.sandbox.workspace import git_env
+    from corral.workflows.refactor import load_spec, make_plan
+    from corral.workflows.refactor.campaign import campaign_data, campaign_yaml
+    from corral.workflows.refactor.stack import lay_out
+
+    if sandbox not in ("bwrap", "local", "docker"):
+        fail(f"unknown sandbox {sandbox!r}")
+    example = Path(__file__).resolve().parent.parent / "examples" / "refactor"
+    run = fresh_run_dir(home / "demo" / "refactor").resolve()
+    repo = run / "repo"
+    shutil.copytree(example / "repo", repo)
+    env = git_env(run)
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "the shop, before"]):
+        subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
+    spec = load_spec(example / "refactor.yaml")
+    plan = make_plan(repo, spec)
+    stack = lay_out(home, repo, spec.name, {s.id: s.depends_on for s in plan.subtasks})
+    data = campaign_data(plan, sandbox=sandbox, stack=stack)
+    if unsafe_local:
+        data["unsafe_local"] = True
+    campaign = run / "campaign.yaml"
+    campaign.write_text(campaign_yaml(data))
+    if not as_json:
+        typer.echo(f"demo: {repo}\n{_table(plan)}\n", err=True)
+
+    async def create(s: Store) -> str:
+        return await create_from_file(s, campaign, env=dict(os.environ), home=home)
+
+    status = run_found(create, worker_settings(home, concurrency), as_json, None, home, None)
+    branches = subprocess.run(
+        ["git", "-C", str(repo), "branch", "--list", f"corral/refactor/{spec.name}/*"],
+        env=env, capture_output=True, text=True, check=False,
+    ).stdout.split()  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(status | {"repo": str(repo), "branches": branches}, indent=2))
+    else:
+        print_status(status, as_json)
+        typer.echo("branches:\n" + "\n".join(f"  {b}" for b in branches))
+        typer.echo(f"see it all: git -C {repo} log --oneline --graph "
+                   f"corral/refactor/{spec.name}/all")  # fmt: skip
+    ok = all(t["state"] == "succeeded" for t in status["tasks"])
+    raise typer.Exit(0 if ok else 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,0 +1,5 @@
+from shop import money
+
+
+def total(prices):
+    return sum(money.cents(p) for p in prices)

@@ -1,0 +1,5 @@
+from shop import money
+
+
+def vat(amount, rate=0.2):
+    return money.cents(amount * rate)
