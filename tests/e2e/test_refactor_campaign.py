@@ -197,7 +197,7 @@ def test_an_llm_that_changes_other_files_goes_to_review(cli: Cli, tmp_path: Path
     code, out = _llm_case(cli, tmp_path, extra_edit=True)
     assert code != 0 and out["counts"] == {"needs_review": 1}, out
     reviews = json.loads(cli("review", "list", "--json").stdout)
-    assert "NOTES.md: changed, but not one of this part's files" in json.dumps(reviews)
+    assert "the change touches files outside this part: NOTES.md" in json.dumps(reviews)
 
 
 def test_each_part_gets_a_pull_request_stacked_on_its_parents(cli: Cli, tmp_path: Path) -> None:

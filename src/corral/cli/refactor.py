@@ -56,6 +56,8 @@ def plan_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Find every site, then show the subtasks (`--campaign`: write them to run)."""
+    import shutil
+
     from corral.domain import CorralError
     from corral.orchestrator.run import check_repo
     from corral.workflows.refactor import load_spec, make_plan
@@ -77,11 +79,18 @@ def plan_cmd(
                 typer.echo(f"note: {root} is not a git repo with a commit: parts are not "
                            "stacked (each starts from the repo as it is)", err=True)  # fmt: skip
             data = campaign_data(plan, model=model, sandbox=sandbox, stack=stack)
-            campaign.write_text(campaign_yaml(data))
+            try:
+                campaign.write_text(campaign_yaml(data))
+            except OSError as exc:
+                if stack is not None:  # nothing would ever use it
+                    shutil.rmtree(stack.root, ignore_errors=True)
+                raise CorralError(
+                    f"{campaign}: cannot write the campaign file ({exc.strerror})"
+                ) from None
     except CorralError as exc:
         fail(str(exc))
     except OSError as exc:
-        fail(f"{campaign}: cannot write the campaign file ({exc.strerror})")
+        fail(f"{exc.filename or home}: {exc.strerror}")
     if as_json:
         out = plan.to_json() | {
             "campaign": str(campaign) if campaign else None,

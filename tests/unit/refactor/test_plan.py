@@ -192,3 +192,66 @@ def test_the_campaign_file_runs_as_written(tmp_path: Path) -> None:
     assert "python -m pytest -q" in user.instructions
     assert Path(user.repo) == repo.resolve()
     assert "instructions: |" in out.read_text()  # block text: the file reads like the task
+
+
+# --- what the review found ------------------------------------------------------------
+
+
+def test_host_git_runs_nothing_a_planned_repo_configures(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    repo = write(tmp_path / "r", {
+        "a.py": "old_call()\n",
+        ".gitconfig": f'[core]\n\tfsmonitor = "touch {marker}; echo"\n',
+    })  # fmt: skip
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run(["git", "-C", str(repo), "add", "-A"], check=True)
+    with open(repo / ".git" / "config", "a") as f:
+        f.write(f'[core]\n\tfsmonitor = "touch {marker}; echo"\n')
+    found = find_sites(repo, spec())
+    assert [f.path for f in found.files] == ["a.py"]
+    assert not marker.exists()
+
+
+def test_a_subdirectory_of_a_git_repo_is_refused(tmp_path: Path) -> None:
+    repo = write(tmp_path / "r", {"pkg/a.py": "old_call()\n"})
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    with pytest.raises(ConfigError, match=r"is inside the git repository .*: give its root"):
+        make_plan(repo / "pkg", spec())
+
+
+def test_regexes_and_names_that_would_break_later_are_refused_at_load() -> None:
+    with pytest.raises(ValueError, match="matches an empty string"):
+        spec(find="o*")
+    with pytest.raises(ValueError, match="bad escape"):
+        spec(replace="x\\q")
+    with pytest.raises(ValueError, match="name"):
+        spec(name="a..b")
+
+
+def test_ids_are_git_branch_name_parts(tmp_path: Path) -> None:
+    repo = write(tmp_path / "r", {"x.lock": "old_call()\n", "lib/foo.lock/a.py": "old_call()\n"})
+    ids = [s.id for s in make_plan(repo, spec(max_files=1)).subtasks]
+    assert ids and all("." not in i and not i.endswith("-") for i in ids), ids
+
+
+def test_js_imports_of_data_files_and_odd_python_imports_are_no_edges(tmp_path: Path) -> None:
+    repo = write(tmp_path / "r", {
+        "web/app.js": 'import "./style.css";\nimport d from "./data.json";\nold_call();\n',
+        "web/style.css": "a {}\n",
+        "web/data.json": "{}\n",
+        "pkg/__init__.py": "",
+        "pkg/mod.py": "from .. import zz\nold_call()\n",  # beyond the top package
+        "zz.py": "old_call()\n",
+        "a/tests/helpers.py": "old_call()\n",
+        "b/tests/helpers.py": "old_call()\n",
+        "b/tests/test_x.py": "import helpers\nold_call()\n",  # its own dir's helpers
+        "src/ns/lib/core.py": "old_call()\n",  # a namespace package
+        "src/ns/app.py": "from ns.lib import core\nold_call()\n",
+    })  # fmt: skip
+    paths = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
+    graph = import_graph(repo, paths)
+    assert graph["web/app.js"] == set()
+    assert graph["pkg/mod.py"] == set()
+    assert graph["b/tests/test_x.py"] == {"b/tests/helpers.py"}
+    assert graph["src/ns/app.py"] == {"src/ns/lib/core.py"}
+    assert make_plan(repo, spec()).files == 8  # and planning it does not crash

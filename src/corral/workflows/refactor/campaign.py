@@ -83,7 +83,7 @@ def campaign_data(
         {
             "id": sub.id,
             "repo": str(start_dir(stack, sub.id, sub.depends_on) if stack else plan.repo.resolve()),
-            "kind": KIND if stack else "default",
+            "kind": KIND,  # its delivery checks the part's files, and stacks it if stacked
             "instructions": instructions(plan, sub, stack),
             "depends_on": list(sub.depends_on),
             "labels": [f"refactor:{plan.spec.name}", f"level:{sub.level}"],

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +20,8 @@ from corral.orchestrator.delivery import DeliveryRefused, write_patch
 from corral.orchestrator.hooks import register_delivery, register_model
 from corral.store import Store, TaskRow
 from corral.workflows.cve.deliver import current_branch
-from corral.workflows.cve.forge import detect, open_or_update
-from corral.workflows.cve.pr import push, remote_url
+from corral.workflows.cve.forge import ForgeError, detect, open_or_update
+from corral.workflows.cve.pr import GitError, push, remote_url
 from corral.workflows.refactor.playbook import PAYLOAD_FENCE, PREFIX, factory, parse_payload
 from corral.workflows.refactor.stack import KIND, Stack, StackError, deliver_part_async, git
 
@@ -29,6 +30,12 @@ async def deliver(
     store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path
 ) -> dict[str, Any]:
     payload = parse_payload(task.spec.instructions)
+    outside = sorted(set(diff_paths(diff)) - set(payload["files"]))
+    if outside:  # an agent's word is not enough: the diff says what it touched
+        raise DeliveryRefused(
+            f"the change touches files outside this part: {', '.join(outside[:5])}"
+            + (f" and {len(outside) - 5} more" if len(outside) > 5 else "")
+        )
     result = write_patch(home, task, diff)
     if not payload.get("stack"):
         return result
@@ -39,8 +46,11 @@ async def deliver(
         result |= await deliver_part_async(stack, part, diff, f"{title}\n\n{payload['goal']}")
     except StackError as exc:
         raise DeliveryRefused(f"part {part} cannot be stacked: {exc}") from None
-    return result | await open_pr(stack, part, task.spec.depends_on, result, title,
-                                  _prose(task.spec.instructions))  # fmt: skip
+    try:
+        return result | await open_pr(stack, part, task.spec.depends_on, result, title,
+                                      _prose(task.spec.instructions))  # fmt: skip
+    except (GitError, ForgeError) as exc:  # the part is stacked: never redo it for a PR
+        return result | {"pr": None, "pr_error": str(exc)}
 
 
 async def open_pr(
@@ -71,8 +81,21 @@ async def open_pr(
 
 
 def _prose(instructions: str) -> str:
-    """The task's words without the JSON block the playbook reads."""
-    return instructions.split(PAYLOAD_FENCE)[0].rstrip() + "\n"
+    """The task's words without the JSON block the playbook reads (the last one)."""
+    return instructions.rsplit(PAYLOAD_FENCE, 1)[0].rstrip() + "\n"
+
+
+_DIFF_HEAD = re.compile(r"^diff --git a/(.+?) b/(.+)$", re.MULTILINE)
+
+
+def diff_paths(diff: str) -> list[str]:
+    """Every path a git diff touches (both sides of a rename)."""
+    paths: list[str] = []
+    for m in _DIFF_HEAD.finditer(diff):
+        paths += [m.group(1), m.group(2)]
+    for m in re.finditer(r"^(?:rename|copy) (?:from|to) (.+)$", diff, re.MULTILINE):
+        paths.append(m.group(1))
+    return paths
 
 
 _done = False

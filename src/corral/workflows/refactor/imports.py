@@ -17,6 +17,8 @@ import posixpath
 import re
 from pathlib import Path, PurePosixPath
 
+from corral.workflows.refactor.sites import MAX_FILE_BYTES
+
 JS_EXT = (".js", ".jsx", ".mjs", ".cjs", ".ts", ".tsx", ".mts", ".cts")
 # import ... from "x" / import "x" / export ... from "x" / require("x") / import("x")
 _JS_IMPORT = re.compile(
@@ -43,7 +45,9 @@ def module_names(paths: list[str], repo: Path) -> dict[str, str]:
         name = ".".join(parts[top:])
         if name:
             index.setdefault(name, p)
-        index.setdefault(".".join(parts), p)  # the path itself, for scripts run from the root
+        if top == len(parts) - 1:  # in no regular package: maybe a namespace package's
+            for k in range(len(parts) - 1):  # (`src/ns/lib/core.py` is `ns.lib.core`)
+                index.setdefault(".".join(parts[k:]), p)
     return index
 
 
@@ -52,8 +56,12 @@ def _package(path: str, index_name: str) -> list[str]:
     return parts if path.endswith("__init__.py") else parts[:-1]
 
 
-def imports_of(path: str, source: str, index: dict[str, str], own: str) -> set[str]:
-    """Files of the repo that `path` (module `own`) imports."""
+def imports_of(
+    path: str, source: str, index: dict[str, str], own: str, files: frozenset[str] = frozenset()
+) -> set[str]:
+    """Files of the repo that `path` (module `own`) imports; an absolute import is looked
+    for beside the file first (a script's or test's own dir is first on sys.path)."""
+    here = posixpath.dirname(path)
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
@@ -70,6 +78,11 @@ def imports_of(path: str, source: str, index: dict[str, str], own: str) -> set[s
                 attributes = True
         if not attributes:
             return
+        beside = posixpath.join(here, module.replace(".", "/"))
+        for candidate in (f"{beside}.py", f"{beside}/__init__.py"):
+            if candidate in files:
+                found.add(candidate)
+                return
         parts = module.split(".")
         while parts:  # `import a.b.c` runs a, a.b and a.b.c: the deepest known is enough
             hit = index.get(".".join(parts))
@@ -86,19 +99,12 @@ def imports_of(path: str, source: str, index: dict[str, str], own: str) -> set[s
             names = [a.name for a in node.names if a.name != "*"]
             if node.level:
                 base = _package(path, own)
-                if node.level - 1 > len(base):
-                    continue  # beyond the top package
+                if node.level - 1 >= len(base):
+                    continue  # beyond the top package (Python refuses it too)
                 base = base[: len(base) - (node.level - 1)]
-                module = ".".join([*base, *([node.module] if node.module else [])])
-            else:
-                module = node.module or ""
-            if module:
-                add(module, names)
-            else:  # `from . import x` at the top package
-                for name in names:
-                    hit = index.get(name)
-                    if hit is not None:
-                        found.add(hit)
+                add(".".join([*base, *([node.module] if node.module else [])]), names)
+            elif node.module:
+                add(node.module, names)
     found.discard(path)
     return found
 
@@ -111,7 +117,9 @@ def js_imports_of(path: str, source: str, files: set[str]) -> set[str]:
     for spec in _JS_IMPORT.findall(source):
         base = posixpath.normpath(posixpath.join(here, spec))
         stem, ext = posixpath.splitext(base)
-        candidates = [base, *(base + e for e in JS_EXT), *(f"{base}/index{e}" for e in JS_EXT)]
+        candidates = [*(base + e for e in JS_EXT), *(f"{base}/index{e}" for e in JS_EXT)]
+        if ext in JS_EXT:  # named with its extension; a stylesheet or JSON file is no edge
+            candidates.insert(0, base)
         if ext in (".js", ".jsx", ".mjs", ".cjs"):  # TypeScript imports its own .ts as .js
             candidates += [stem + e for e in (".ts", ".tsx", ".mts", ".cts")]
         hit = next((c for c in candidates if c in files), None)
@@ -125,19 +133,22 @@ def import_graph(repo: Path, paths: list[str]) -> dict[str, set[str]]:
     index = module_names(paths, repo)
     own = {file: name for name, file in sorted(index.items(), key=lambda kv: -len(kv[0]))}
     files = set(paths)
+    frozen = frozenset(files)
     graph: dict[str, set[str]] = {}
     for p in paths:
         is_js = p.endswith(JS_EXT)
         if not p.endswith(".py") and not is_js:
             continue
-        try:
-            source = (repo / p).read_text(encoding="utf-8", errors="replace")
+        full = repo / p
+        graph[p] = set()
+        try:  # never a symlink (it could name /dev/zero) nor a huge file
+            if full.is_symlink() or not full.is_file() or full.stat().st_size > MAX_FILE_BYTES:
+                continue
+            source = full.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            graph[p] = set()
             continue
-        graph[p] = (
-            js_imports_of(p, source, files)
-            if is_js
-            else (imports_of(p, source, index, own.get(p, "")))
-        )
+        if is_js:
+            graph[p] = js_imports_of(p, source, files)
+        else:
+            graph[p] = imports_of(p, source, index, own.get(p, ""), frozen)
     return graph

@@ -120,7 +120,7 @@ def _sccs(graph: dict[str, set[str]]) -> list[list[str]]:
             advanced = False
             for child in children:
                 if child not in graph:
-                    continue
+                    continue  # not a node (a data file an import names)
                 if child not in index:
                     index[child] = low[child] = counter
                     counter += 1
@@ -163,7 +163,7 @@ def _file_deps(graph: dict[str, set[str]], affected: list[str]) -> dict[str, set
         mask = 0
         for p in comp:
             for target in full[p]:
-                j = comp_of[target]
+                j = comp_of.get(target, i)  # a target that is no node: no edge
                 if j != i:
                     mask |= reach[j] | own[j]
         reach[i] = mask
@@ -274,7 +274,7 @@ def _reduce(needs: list[set[int]]) -> list[set[int]]:
     return [{j for j in need if not any(j in needs[k] for k in need if k != j)} for need in needs]
 
 
-_SLUG = re.compile(r"[^A-Za-z0-9_.\-]+")
+_SLUG = re.compile(r"[^A-Za-z0-9_\-]+")  # ids are git branch name parts: no dots
 
 
 def _ids(chunks: list[list[str]]) -> list[str]:
@@ -292,6 +292,6 @@ def _ids(chunks: list[list[str]]) -> list[str]:
             common = [*Path(files[0]).parent.parts, Path(files[0]).stem]
         elif len(common) < len(parts[0]) - 1:  # several dirs: name the first
             common.append(parts[0][len(common)])
-        where = _SLUG.sub("-", "-".join(common)).strip("-.")[:60] or "root"
+        where = _SLUG.sub("-", "-".join(common))[:60].strip("-_") or "root"
         out.append(f"{i:0{width}d}-{where}")
     return out

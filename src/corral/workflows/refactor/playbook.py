@@ -9,8 +9,8 @@ an LLM agent:
 2. when that fails, or there is no `replace`, hand the run to `then` (an LLM) if there is
    one, else `escalate` with the output - never a claimed success;
 3. when the LLM calls `finish`, verify it instead of believing it: no site left in the
-   part's files, no file outside the part changed (by git, when the sandbox has it), the
-   tests pass; otherwise `escalate`.
+   part's files, the tests pass; otherwise `escalate`. (That no other file changed is
+   checked on the host, from the diff, by the delivery.)
 """
 
 from __future__ import annotations
@@ -34,16 +34,17 @@ EXIT_MARK = "corral-exit="
 _TAIL = 3000
 _ID = "rf"  # our calls' ids: rf-ROUND-STEP (round 1: checking an LLM's work)
 
-# Runs in the sandbox with its python3: rewrite (when asked), count what is left, and
-# (when asked) list changed files outside the part.
+# Runs in the sandbox with its python3: rewrite (when asked), then count what is left.
+# Files are read and written byte for byte (line ends kept, undecodable bytes kept).
 _SCRIPT = r"""
-import json, re, subprocess, sys
+import json, re, sys
 job = json.loads(sys.argv[1])
 pattern = re.compile(job["find"], re.MULTILINE)
+io = {"encoding": "utf-8", "errors": "surrogateescape", "newline": ""}
 bad = 0
 for path in job["files"]:
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, **io) as f:
             text = f.read()
     except FileNotFoundError:
         print(f"{path}: missing")
@@ -52,29 +53,13 @@ for path in job["files"]:
     if job.get("replace") is not None:
         new, n = pattern.subn(job["replace"], text)
         if new != text:
-            with open(path, "w", encoding="utf-8") as f:
+            with open(path, "w", **io) as f:
                 f.write(new)
         text = new
         print(f"{path}: {n} rewritten")
     left = len(pattern.findall(text))
     bad += left
     print(f"{path}: {left} sites left")
-if job.get("scope"):
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "-z"], capture_output=True,
-                             text=True, check=True).stdout.split("\0")
-    except (OSError, subprocess.CalledProcessError):
-        out = None
-        print("git is not available here: files outside the part were not checked")
-    skip = False
-    for entry in out or []:
-        if skip or len(entry) < 4:
-            skip = False
-            continue
-        skip = entry[0] in "RC"  # a rename's next entry is where it came from
-        if entry[3:] not in job["files"]:
-            bad += 1
-            print(f"{entry[3:]}: changed, but not one of this part's files")
 sys.exit(1 if bad else 0)
 """
 
@@ -85,7 +70,8 @@ def payload_block(data: Mapping[str, Any]) -> str:
 
 
 def parse_payload(instructions: str) -> dict[str, Any]:
-    start = instructions.find(PAYLOAD_FENCE)
+    """The last block: the goal and the sites before it are text from the repo."""
+    start = instructions.rfind(PAYLOAD_FENCE)
     end = instructions.find("\n```", start + len(PAYLOAD_FENCE))
     if start < 0 or end < 0:
         raise ConfigError(f"{PREFIX} needs a task made by `corral refactor plan --campaign`")
@@ -154,8 +140,7 @@ class RefactorPlaybook:
 
     def _script(self, rnd: int, step: str, *, rewrite: bool) -> Completion:
         p = self.payload
-        job = {"files": p["files"], "find": p["find"],
-               "replace": p["replace"] if rewrite else None, "scope": not rewrite}  # fmt: skip
+        job = {"files": p["files"], "find": p["find"], "replace": p["replace"] if rewrite else None}
         command = f"python3 -c {shlex.quote(_SCRIPT)} {shlex.quote(json.dumps(job))}"
         say = "Rewriting the part's files." if rewrite else "Checking the part's files."
         return _call(rnd, step, "bash", say, command=f'{command}; echo "{EXIT_MARK}$?"')
@@ -188,7 +173,8 @@ class RefactorPlaybook:
         note = Message(role="user", content=(
             "You take over this part of the refactor (the task above says which files and "
             "what to do). Change only those files. Call `finish` when done: the part is then "
-            "checked automatically (no site left, no other file changed, the tests pass). "
+            "checked automatically (no site left, the tests pass; a change to any other file "
+            "is refused). "
             "Call `escalate` if a human must decide."
         ))  # fmt: skip
         view: list[Message] = []

@@ -3,20 +3,21 @@
 A migration has to find *every* site, so unlike the agent's repo map nothing is capped
 by count: the files are git's tracked files when the repo is a git checkout (what a
 pull request could change), otherwise a walk that skips the usual vendored and build
-dirs. Binary files and files over `MAX_FILE_BYTES` are skipped and reported.
+dirs. Binary files are skipped; files over `MAX_FILE_BYTES` or unreadable are skipped
+and reported. Host git runs with `GIT_FLAGS`: a repo's own config never runs anything.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from corral.agent.repomap import SKIP_DIRS, SKIP_EXT
 from corral.domain import ConfigError
 from corral.workflows.refactor.spec import RefactorSpec
+from corral.workflows.refactor.stack import StackError, git_out, toplevel
 
 MAX_FILE_BYTES = 2_000_000
 MAX_LINE_CHARS = 160
@@ -59,16 +60,16 @@ def glob_regex(pattern: str) -> re.Pattern[str]:
 
 
 def repo_files(repo: Path) -> list[str]:
-    """Tracked files of a git checkout, else every file outside skipped dirs; sorted."""
-    if (repo / ".git").exists():
+    """Tracked files of a git checkout (its root only), else every file outside skipped
+    dirs; sorted."""
+    top = toplevel(repo)
+    if top is not None:
+        if top != repo.resolve():
+            raise ConfigError(f"{repo} is inside the git repository {top}: give its root")
         try:
-            out = subprocess.run(
-                ["git", "-C", str(repo), "ls-files", "-z", "--cached"],
-                capture_output=True, check=True, timeout=120,
-                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(repo)},
-            ).stdout  # fmt: skip
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise ConfigError(f"{repo}: cannot list git's files ({type(exc).__name__})") from None
+            out = git_out(repo, "ls-files", "-z", "--cached")
+        except StackError as exc:
+            raise ConfigError(str(exc)) from None
         return sorted(p for p in out.decode("utf-8", "surrogateescape").split("\0") if p)
     found: list[str] = []
     for dirpath, dirnames, filenames in os.walk(repo, followlinks=False):

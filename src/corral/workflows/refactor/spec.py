@@ -27,7 +27,8 @@ from corral.orchestrator.campaign_file import read_yaml, validate
 
 
 class RefactorSpec(Frozen):
-    name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9_.\-]+$")
+    # A git branch name part: letters, digits, - and _ (no dots: `..`, `.lock`).
+    name: str = Field(min_length=1, max_length=60, pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
     goal: str = Field(min_length=1)
     find: str = Field(min_length=1)
     replace: str | None = None
@@ -42,9 +43,11 @@ class RefactorSpec(Frozen):
     @classmethod
     def _compiles(cls, value: str) -> str:
         try:
-            re.compile(value, re.MULTILINE)
+            pattern = re.compile(value, re.MULTILINE)
         except re.error as exc:
             raise ValueError(f"not a valid regex: {exc}") from None
+        if pattern.search("") is not None:
+            raise ValueError("the regex matches an empty string: every position would be a site")
         return value
 
     @field_validator("replace")
@@ -64,12 +67,13 @@ class RefactorSpec(Frozen):
 
 
 def _check_groups(find: re.Pattern[str], replace: str) -> None:
-    """A replacement naming a group `find` lacks fails at load, not mid-campaign."""
-    for m in re.finditer(r"\\(\d+)|\\g<(\w+)>", replace):
-        ref = m.group(1) or m.group(2)
-        known = int(ref) <= find.groups if ref.isdigit() else ref in find.groupindex
-        if not known:
-            raise re.error(f"unknown group {ref}")
+    """A bad replacement (an unknown group, a stray escape) fails at load, not in the
+    sandbox mid-campaign: it is parsed the way `re.sub` will parse it."""
+    # Private, but what re.sub itself calls (3.12+: _compile_template(pattern, repl)).
+    if hasattr(re, "_compile_template"):
+        re._compile_template(find, replace)
+    else:
+        re._compile_repl(replace, find)  # type: ignore[attr-defined]
 
 
 def load_spec(path: str | Path) -> RefactorSpec:

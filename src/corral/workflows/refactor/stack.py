@@ -79,17 +79,34 @@ class Stack:
         return cls(Path(data["stack"]), Path(data["repo"]), str(data["base"]), str(data["name"]))
 
 
-def git(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None) -> str:
+def git_out(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None) -> bytes:
+    """Host git over a repo we do not trust: no hooks, no repo or user config helpers
+    (`GIT_FLAGS`), a throwaway HOME; StackError with git's last line if it fails."""
     with tempfile.TemporaryDirectory(prefix="corral-git-") as home:
         env = git_env(Path(home)) | ({"GIT_INDEX_FILE": str(index)} if index else {})
-        proc = subprocess.run(
-            ["git", *GIT_FLAGS, "-C", str(repo), *args], input=stdin, capture_output=True,
-            env=env, timeout=300, check=False,
-        )  # fmt: skip
+        try:
+            proc = subprocess.run(
+                ["git", *GIT_FLAGS, "-C", str(repo), *args], input=stdin, capture_output=True,
+                env=env, timeout=300, check=False,
+            )  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise StackError(f"git {args[0]} in {repo}: {type(exc).__name__}") from None
     if proc.returncode != 0:
         lines = proc.stderr.decode(errors="replace").strip().splitlines()
         raise StackError(f"git {args[0]} in {repo}: {lines[-1] if lines else proc.returncode}")
-    return proc.stdout.decode(errors="replace").strip()
+    return proc.stdout
+
+
+def git(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None) -> str:
+    return git_out(repo, *args, stdin=stdin, index=index).decode(errors="replace").strip()
+
+
+def toplevel(path: Path) -> Path | None:
+    """The root of the git work tree holding `path`, or None outside any."""
+    try:
+        return Path(git(path, "rev-parse", "--show-toplevel")).resolve()
+    except StackError:
+        return None
 
 
 def head_commit(repo: Path) -> str | None:
@@ -107,6 +124,18 @@ def lay_out(home: Path, repo: Path, name: str, parts: Mapping[str, tuple[str, ..
     base = head_commit(repo)
     if base is None:
         raise ConfigError(f"{repo}: stacked parts need a git repository with a commit")
+    raw = git_out(repo, "status", "--porcelain", "--untracked-files=no")
+    changed = raw.decode(errors="replace")  # not stripped: each line starts "XY path"
+    if changed:
+        first = changed.splitlines()[0][3:]
+        raise ConfigError(f"{repo} has uncommitted changes ({first}, ...): the parts start "
+                          "from HEAD, so commit or stash them first")  # fmt: skip
+    prefix = f"{BRANCH_PREFIX}/{name}"
+    taken = git(repo, "for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}/")
+    if taken:
+        first = taken.splitlines()[0]
+        raise ConfigError(f"branches {prefix}/* exist from an earlier run (e.g. {first}): "
+                          "delete them or rename the refactor")  # fmt: skip
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     root = home.resolve() / "refactor" / f"{name}-{stamp}"
     if root.exists():
@@ -210,6 +239,10 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
             raise StackError(f"part {part} is not in the stack at {stack.root}")
         base = _base_of(stack, state, part)
         commit = _part_commit(stack, part, base, diff, message)
+        before = state["done"].get(part)
+        if before not in (None, commit) and _started_after(stack, state, part):
+            raise StackError(f"part {part} was delivered before with a different change, and "
+                             "parts built on it have started from that one")  # fmt: skip
         state["done"][part] = commit
         _write_state(stack, state)
         ready: list[str] = []
@@ -239,6 +272,14 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
             git(stack.repo, "update-ref", f"refs/heads/{stack.branch()}", whole)
             out["all"] = {"branch": stack.branch(), "commit": whole}
         return out
+
+
+def _started_after(stack: Stack, state: Mapping[str, Any], part: str) -> bool:
+    """Some part that depends on `part` has its starting point made already."""
+    return any(
+        part in deps and stack.part_dir(other).is_dir() and any(stack.part_dir(other).iterdir())
+        for other, deps in state["parts"].items()
+    )
 
 
 def _needed(state: Mapping[str, Any], part: str) -> bool:
