@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 from tests.e2e.conftest import CORRAL, Cli
+from tests.trees import write_tree
 
 from corral.testing.fake_github import FakeGitHub
 
@@ -24,16 +25,20 @@ def _repo(root: Path) -> Path:
                                "class T(unittest.TestCase):\n    def test_cents(self):\n"
                                "        self.assertEquals(cents(0.1), 10)\n"
                                "        self.assertEquals(cents(2), 200)\n",
+        "tests/__init__.py": "",
     }  # fmt: skip
-    for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
-    (root / "tests" / "__init__.py").write_text("")
+    _committed(root, files)
+    return root
+
+
+def _committed(root: Path, files: dict[str, str]) -> list[str]:
+    """A git repo holding `files` in one commit; the git command line to work on it."""
+    write_tree(root, files)
     git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "start"], check=True)
-    return root
+    return git
 
 
 def test_a_mechanical_refactor_runs_as_a_campaign(cli: Cli, tmp_path: Path) -> None:
@@ -105,13 +110,7 @@ def _stacked(tmp_path: Path) -> tuple[Path, Path, list[str]]:
                                "class T(unittest.TestCase):\n    def test_cents(self):\n"
                                "        self.assertEqual(money.cents(0.1), 10)\n",
     }  # fmt: skip
-    for rel, text in files.items():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        (repo / rel).write_text(text)
-    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
-    subprocess.run([*git, "init", "-q"], check=True)
-    subprocess.run([*git, "add", "-A"], check=True)
-    subprocess.run([*git, "commit", "-qm", "start"], check=True)
+    git = _committed(repo, files)
     spec = tmp_path / "refactor.yaml"
     spec.write_text(
         "name: to-cents\ngoal: Call money.to_cents, not the deprecated money.cents.\n"
