@@ -174,26 +174,30 @@ class _Runner:
         )  # fmt: skip
         self.keeper.keep(self.lease, functools.partial(self._on_beat, main))
         try:
-            out = await main
-        except asyncio.CancelledError:
-            if self.stop is None:
-                raise  # we are being shut down ourselves
-            await self._stopped(self.stop)
-            return
-        except Exception as e:  # a bug or infra fault outside the agent: retry, visibly
-            log.exception("attempt %s failed unexpectedly", self.lease.attempt_id)
-            await self._finish_failed(
-                f"internal error: {e.__class__.__name__}: {e}", ErrorKind.retryable
-            )
-            return
+            try:
+                out = await main
+            except asyncio.CancelledError:
+                if self.stop is None:
+                    raise  # we are being shut down ourselves
+                await self._stopped(self.stop)
+                return
+            except Exception as e:  # a bug or infra fault outside the agent: retry, visibly
+                log.exception("attempt %s failed unexpectedly", self.lease.attempt_id)
+                await self._finish_failed(
+                    f"internal error: {e.__class__.__name__}: {e}", ErrorKind.retryable
+                )
+                return
+            finally:
+                await self._close_channel()
+                close = getattr(model, "aclose", None)
+                if close is not None:
+                    with contextlib.suppress(Exception):
+                        await close()
+            # Still leased while it delivers (pushes, API calls): a slow delivery must not
+            # look like a dead worker whose task another worker takes over.
+            await self._settle(out.outcome, out.diff, out.patch_path)
         finally:
-            await self._close_channel()
             self.keeper.release(self.lease)
-            close = getattr(model, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-        await self._settle(out.outcome, out.diff, out.patch_path)
 
     async def _close_channel(self) -> None:
         if self.channel is not None:
