@@ -60,9 +60,10 @@ def plan_cmd(
 
     from corral.domain import CorralError
     from corral.orchestrator.run import check_repo
+    from corral.workflows.hostgit import head_commit
     from corral.workflows.refactor import load_spec, make_plan
     from corral.workflows.refactor.campaign import campaign_data, campaign_yaml
-    from corral.workflows.refactor.stack import head_commit, lay_out
+    from corral.workflows.refactor.stack import lay_out
 
     stack = None
     try:

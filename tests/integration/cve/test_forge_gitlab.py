@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from corral.testing.fake_gitlab import FakeGitLab
-from corral.workflows.cve.forge import Forge, ForgeError, open_or_update
+from corral.workflows.forge import Forge, ForgeError, open_or_update
 
 
 async def test_created_once_then_updated() -> None:

@@ -9,31 +9,18 @@ PR found by branch and updated), so a crash between "PR opened" and "recorded" i
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from corral.domain import AttemptEnded
 from corral.orchestrator.hooks import build_model, register_delivery, register_model
 from corral.orchestrator.policy import default_redactor
-from corral.sandbox.workspace import git_env
 from corral.store import Store, TaskRow
-from corral.workflows.cve.forge import detect, open_or_update
 from corral.workflows.cve.playbook import PREFIX, playbook_factory
-from corral.workflows.cve.pr import (
-    GitError,
-    _git,
-    branch_name,
-    commit_branch,
-    is_git_repo,
-    pr_body,
-    pr_title,
-    push,
-    remote_url,
-    result_from_reason,
-    write_local,
-)
+from corral.workflows.cve.pr import branch_name, pr_body, pr_title, result_from_reason, write_local
 from corral.workflows.cve.tasks import parse_instructions
+from corral.workflows.forge import detect, open_or_update
+from corral.workflows.hostgit import commit_branch, current_branch, is_git_repo, push, remote_url
 
 KIND = "cve"
 
@@ -80,15 +67,6 @@ async def deliver_pr(
     base = os.environ.get("CORRAL_PR_BASE") or await current_branch(repo)
     out["pr"] = await open_or_update(forge, branch=branch, base=base, title=title, body=body)
     return out
-
-
-async def current_branch(repo: Path) -> str:
-    try:
-        with tempfile.TemporaryDirectory() as home:
-            name = await _git(repo, "symbolic-ref", "--short", "HEAD", env=git_env(Path(home)))
-        return name or "main"
-    except GitError:
-        return "main"
 
 
 _done = False

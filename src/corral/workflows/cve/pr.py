@@ -1,37 +1,22 @@
 """The pull request a CVE task delivers: one branch, one commit, a Markdown body.
 
 The commit is made on the host against the user's repository without touching its
-checkout: a private index, `git apply --cached`, `commit-tree`, `update-ref`; hooks are
-off and git runs with a clean environment and no global/system config. The branch name
-comes from the task id, so a retry rewrites the same branch and finds the same PR.
+checkout (`workflows.hostgit.commit_branch`). The branch name comes from the task id, so
+a retry rewrites the same branch and finds the same PR.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from corral.domain import CorralError
-from corral.sandbox.workspace import git_env
 from corral.workflows.cve.models import AdvisoryRef
 from corral.workflows.cve.tasks import CvePayload
 from corral.workflows.cve.wheels import ignore_corral_dir
-
-GIT_FLAGS = (  # host git over repos we do not trust: no hooks, no helpers
-    "-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.pager=cat",
-    "-c", "diff.external=", "-c", "safe.directory=*", "-c", "commit.gpgsign=false",
-    "-c", "core.autocrlf=false",
-)  # fmt: skip
-
-
-class GitError(CorralError):
-    """A host git command failed while preparing the pull request."""
 
 
 def branch_name(task_id: str) -> str:
@@ -110,76 +95,6 @@ def _not_fixed(p: CvePayload, result: Mapping[str, Any]) -> list[str]:
             "re-lock with the project's locker if they changed"
         )
     return gaps
-
-
-# -- git on the host -----------------------------------------------------------------
-
-
-async def _git(repo: Path, *args: str, env: Mapping[str, str], stdin: bytes | None = None) -> str:
-    proc = await asyncio.create_subprocess_exec(
-        "git", *GIT_FLAGS, "-C", str(repo), *args,
-        env=dict(env), stdin=asyncio.subprocess.PIPE if stdin is not None else
-        asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate(stdin)
-    if proc.returncode != 0:
-        msg = err.decode(errors="replace").strip().splitlines()
-        raise GitError(f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}")
-    return out.decode(errors="replace").strip()
-
-
-async def is_git_repo(repo: Path) -> bool:
-    try:
-        with tempfile.TemporaryDirectory() as home:
-            await _git(repo, "rev-parse", "--verify", "HEAD", env=git_env(Path(home)))
-        return True
-    except GitError:
-        return False
-
-
-async def commit_branch(repo: Path, diff: str, branch: str, message: str) -> str:
-    """One commit on HEAD holding `diff`, at refs/heads/BRANCH; the checkout is untouched.
-
-    Re-running with the same diff keeps the existing commit (same tree and parent).
-    """
-    with tempfile.TemporaryDirectory(prefix="corral-pr-") as tmp:
-        env = git_env(Path(tmp)) | {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        head = await _git(repo, "rev-parse", "--verify", "HEAD^{commit}", env=env)
-        await _git(repo, "read-tree", head, env=env)
-        await _git(repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
-                   env=env, stdin=diff.encode())  # fmt: skip
-        tree = await _git(repo, "write-tree", env=env)
-        ref = f"refs/heads/{branch}"
-        try:
-            old = await _git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}", env=env)
-            same = await _git(repo, "show", "-s", "--format=%T %P", old, env=env)
-            if same == f"{tree} {head}":
-                return old
-        except GitError:
-            pass
-        commit = await _git(repo, "commit-tree", tree, "-p", head, "-m", message, env=env)
-        await _git(repo, "update-ref", ref, commit, env=env)
-        return commit
-
-
-async def remote_url(repo: Path, remote: str) -> str | None:
-    try:
-        with tempfile.TemporaryDirectory() as home:
-            return await _git(repo, "remote", "get-url", remote, env=git_env(Path(home))) or None
-    except GitError:
-        return None
-
-
-async def push(repo: Path, remote: str, branch: str, auth_header: str | None) -> None:
-    """Force-push the branch; the token rides in an env-only git config, never in argv."""
-    with tempfile.TemporaryDirectory() as home:
-        env = git_env(Path(home))
-        if auth_header:
-            env |= {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
-                    "GIT_CONFIG_VALUE_0": auth_header}  # fmt: skip
-        await _git(repo, "push", "--force", "--quiet", remote,
-                   f"refs/heads/{branch}:refs/heads/{branch}", env=env)  # fmt: skip
 
 
 @dataclass(frozen=True)

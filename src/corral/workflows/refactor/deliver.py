@@ -19,11 +19,10 @@ from typing import Any
 from corral.orchestrator.delivery import DeliveryRefused, write_patch
 from corral.orchestrator.hooks import register_delivery, register_model
 from corral.store import Store, TaskRow
-from corral.workflows.cve.deliver import current_branch
-from corral.workflows.cve.forge import ForgeError, detect, open_or_update
-from corral.workflows.cve.pr import GitError, push, remote_url
+from corral.workflows.forge import ForgeError, detect, open_or_update
+from corral.workflows.hostgit import GitError, current_branch, git, push, remote_url
 from corral.workflows.refactor.playbook import PAYLOAD_FENCE, PREFIX, factory, parse_payload
-from corral.workflows.refactor.stack import KIND, Stack, StackError, deliver_part_async, git
+from corral.workflows.refactor.stack import KIND, Stack, StackError, deliver_part_async
 
 
 async def deliver(
@@ -44,7 +43,7 @@ async def deliver(
     title = f"refactor {stack.name}: part {part}"
     try:
         result |= await deliver_part_async(stack, part, diff, f"{title}\n\n{payload['goal']}")
-    except StackError as exc:
+    except (StackError, GitError) as exc:
         raise DeliveryRefused(f"part {part} cannot be stacked: {exc}") from None
     try:
         return result | await open_pr(stack, part, task.spec.depends_on, result, title,

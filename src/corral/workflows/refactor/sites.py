@@ -16,8 +16,8 @@ from pathlib import Path
 
 from corral.agent.repomap import SKIP_DIRS, SKIP_EXT
 from corral.domain import ConfigError
+from corral.workflows.hostgit import GitError, git_out, toplevel
 from corral.workflows.refactor.spec import RefactorSpec
-from corral.workflows.refactor.stack import StackError, git_out, toplevel
 
 MAX_FILE_BYTES = 2_000_000
 MAX_LINE_CHARS = 160
@@ -68,7 +68,7 @@ def repo_files(repo: Path) -> list[str]:
             raise ConfigError(f"{repo} is inside the git repository {top}: give its root")
         try:
             out = git_out(repo, "ls-files", "-z", "--cached")
-        except StackError as exc:
+        except GitError as exc:
             raise ConfigError(str(exc)) from None
         return sorted(p for p in out.decode("utf-8", "surrogateescape").split("\0") if p)
     found: list[str] = []

@@ -29,7 +29,6 @@ import fcntl
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -38,8 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.domain import ConfigError, CorralError
-from corral.sandbox.workspace import git_env
-from corral.workflows.cve.pr import GIT_FLAGS
+from corral.workflows.hostgit import GitError, git, git_out, head_commit
 
 KIND = "refactor"
 BRANCH_PREFIX = "corral/refactor"
@@ -48,7 +46,7 @@ ALL = "all"  # the branch with every part (git refs cannot be both a branch and 
 
 
 class StackError(CorralError):
-    """Host git failed while stacking a part."""
+    """A part cannot be stacked (not in the stack, or delivered differently before)."""
 
 
 @dataclass(frozen=True)
@@ -77,46 +75,6 @@ class Stack:
     @classmethod
     def from_payload(cls, data: Mapping[str, Any]) -> Stack:
         return cls(Path(data["stack"]), Path(data["repo"]), str(data["base"]), str(data["name"]))
-
-
-def git_out(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None) -> bytes:
-    """Host git over a repo we do not trust: no hooks, no repo or user config helpers
-    (`GIT_FLAGS`), a throwaway HOME; StackError with git's last line if it fails."""
-    with tempfile.TemporaryDirectory(prefix="corral-git-") as home:
-        env = git_env(Path(home)) | ({"GIT_INDEX_FILE": str(index)} if index else {})
-        try:
-            proc = subprocess.run(
-                ["git", *GIT_FLAGS, "-C", str(repo), *args], input=stdin, capture_output=True,
-                env=env, timeout=300, check=False,
-            )  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise StackError(f"git {args[0]} in {repo}: {type(exc).__name__}") from None
-    if proc.returncode != 0:
-        lines = proc.stderr.decode(errors="replace").strip().splitlines()
-        raise StackError(f"git {args[0]} in {repo}: {lines[-1] if lines else proc.returncode}")
-    return proc.stdout
-
-
-def git(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None) -> str:
-    return git_out(repo, *args, stdin=stdin, index=index).decode(errors="replace").strip()
-
-
-def toplevel(path: Path) -> Path | None:
-    """The root of the git work tree holding `path`, or None outside any."""
-    try:
-        return Path(git(path, "rev-parse", "--show-toplevel")).resolve()
-    except StackError:
-        return None
-
-
-def head_commit(repo: Path) -> str | None:
-    """The repo's HEAD commit, or None when it is not a git repo with a commit."""
-    if not (repo / ".git").exists():
-        return None
-    try:
-        return git(repo, "rev-parse", "--verify", "HEAD^{commit}")
-    except StackError:
-        return None
 
 
 def lay_out(home: Path, repo: Path, name: str, parts: Mapping[str, tuple[str, ...]]) -> Stack:
@@ -222,7 +180,7 @@ def _part_commit(stack: Stack, part: str, base: str, diff: str, message: str) ->
                 stdin=diff.encode(), index=index)  # fmt: skip
         tree = git(stack.repo, "write-tree", index=index)
     ref = f"refs/heads/{stack.branch(part)}"
-    with contextlib.suppress(StackError):
+    with contextlib.suppress(GitError):
         old = git(stack.repo, "rev-parse", "--verify", f"{ref}^{{commit}}")
         if git(stack.repo, "show", "-s", "--format=%T %P", old) == f"{tree} {base}":
             return old
@@ -258,7 +216,7 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
                 _write_state(stack, state)  # the base is known before anything is checked out
                 _checkout(stack, target, start)
                 ready.append(other)
-            except StackError as exc:  # its parents' changes clash: it must not start blind
+            except GitError as exc:  # its parents' changes clash: it must not start blind
                 (target / BLOCKED).write_text(f"corral could not prepare this part: {exc}\n")
                 blocked[other] = str(exc)
         out: dict[str, Any] = {
