@@ -9,6 +9,7 @@ pending ─► ready ─► running ─► succeeded
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import StrEnum
 from typing import Literal
 
@@ -123,3 +124,33 @@ class CampaignSpec(Frozen):
                 raise ValueError(f"task id {t.id!r} is used twice")
             seen.add(t.id)
         return tasks
+
+
+def dag_problem(tasks: Sequence[TaskSpec]) -> tuple[int, str] | None:
+    """The first unknown dependency (its task's index, a message) or cycle (-1, a
+    message), or None. Iterative: a refactor's chain of parts can be thousands long."""
+    ids = {t.id for t in tasks}
+    for i, t in enumerate(tasks):
+        for dep in t.depends_on:
+            if dep not in ids:
+                return i, f"tasks[{i}].depends_on: unknown task id {dep!r}"
+    deps = {t.id: t.depends_on for t in tasks}
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in deps:
+        if root in state:
+            continue
+        state[root] = 1
+        trail, stack = [root], [iter(deps[root])]
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[trail.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                cycle = [*trail[trail.index(nxt) :], nxt]
+                return -1, f"depends_on forms a cycle: {' -> '.join(cycle)}"
+            elif nxt not in state:
+                state[nxt] = 1
+                trail.append(nxt)
+                stack.append(iter(deps[nxt]))
+    return None

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from corral.domain import CampaignSpec, ConfigError, TaskSpec
-from corral.domain.tasks import PolicyFile
+from corral.domain.tasks import PolicyFile, dag_problem
 from corral.orchestrator.policy.layers import read_policy_file
 
 M = TypeVar("M", bound=BaseModel)
@@ -95,30 +95,13 @@ def load_campaign(path: str | Path) -> tuple[CampaignSpec, str]:
 
 def check_dag(spec: CampaignSpec, path: Path, node: yaml.Node | None = None) -> None:
     """Unknown dependencies and cycles are rejected before anything runs."""
-    ids = {t.id for t in spec.tasks}
-    for i, t in enumerate(spec.tasks):
-        for dep in t.depends_on:
-            if dep not in ids:
-                line = _line_of(node, ("tasks", i, "depends_on"))
-                raise ConfigError(
-                    f"{path}:{line or '?'}: tasks[{i}].depends_on: unknown task id {dep!r}"
-                )
-    deps = {t.id: t.depends_on for t in spec.tasks}
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
-
-    def visit(tid: str, trail: list[str]) -> None:
-        if state.get(tid) == 2:
-            return
-        if state.get(tid) == 1:
-            cycle = [*trail[trail.index(tid) :], tid]
-            raise ConfigError(f"{path}: depends_on forms a cycle: {' -> '.join(cycle)}")
-        state[tid] = 1
-        for d in deps[tid]:
-            visit(d, [*trail, tid])
-        state[tid] = 2
-
-    for t in spec.tasks:
-        visit(t.id, [])
+    problem = dag_problem(spec.tasks)
+    if problem is not None:
+        i, message = problem
+        if i < 0:
+            raise ConfigError(f"{path}: {message}")
+        line = _line_of(node, ("tasks", i, "depends_on"))
+        raise ConfigError(f"{path}:{line or '?'}: {message}")
 
 
 def _resolve_paths(spec: CampaignSpec, path: Path, node: yaml.Node | None) -> CampaignSpec:

@@ -27,6 +27,7 @@ from corral.domain import (
     new_id,
 )
 from corral.domain.events import utcnow
+from corral.domain.tasks import dag_problem
 from corral.store.retry import retry_public_ops, with_retry
 from corral.store.rows import (
     CampaignRow,
@@ -84,6 +85,9 @@ class FleetOps:
     # -- campaigns -------------------------------------------------------------------------
 
     async def create_campaign(self, spec: CampaignSpec) -> str:
+        problem = dag_problem(spec.tasks)  # a cycle would leave its tasks pending forever
+        if problem is not None:
+            raise ConfigError(f"campaign {spec.name}: {problem[1]}")
         cid = new_id("cmp")
         now = utcnow()
         deadline = now + timedelta(seconds=spec.timeout_s) if spec.timeout_s else None

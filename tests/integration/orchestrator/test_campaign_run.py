@@ -10,6 +10,7 @@ import pytest
 from tests.integration.orchestrator.conftest import campaign_file, make_repo, script
 
 from corral.domain import ConfigError, TaskState
+from corral.orchestrator.campaign_file import load_campaign
 from corral.orchestrator.campaigns import create_from_file, run_campaign
 from corral.orchestrator.retry import RetryPolicy
 from corral.orchestrator.settings import WorkerSettings
@@ -201,6 +202,21 @@ async def test_bad_campaign_files(store: Store, tmp_path: Path) -> None:
         assert expected[name] in str(e.value) and "\n" not in str(e.value), str(e.value)
     # nothing was created for any of the bad files
     assert all(c.name != "x" for c in await store.list_campaigns(500))
+
+
+async def test_a_long_chain_loads_and_a_cycle_is_refused_in_code_too(
+    store: Store, tmp_path: Path
+) -> None:
+    repo = str(make_repo(tmp_path / "r"))
+    chain = [{"id": f"t{i}", "repo": repo, "instructions": "x", "model": "scripted:s.json",
+              "depends_on": [f"t{i - 1}"] if i else []} for i in range(3000)]  # fmt: skip
+    spec, _ = load_campaign(campaign_file(tmp_path / "chain.yaml", {"name": "c", "tasks": chain}))
+    assert len(spec.tasks) == 3000  # a refactor's parts can chain; no recursion limit
+    looped = spec.model_copy(update={"tasks": (
+        spec.tasks[0].model_copy(update={"depends_on": ("t2999",)}), *spec.tasks[1:],
+    )})  # fmt: skip
+    with pytest.raises(ConfigError, match="campaign c: depends_on forms a cycle: t0 -> t2999"):
+        await store.create_campaign(looped)
 
 
 async def test_campaign_timeout_cancels_what_is_left(store: Store, tmp_path: Path) -> None:
