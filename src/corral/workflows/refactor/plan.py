@@ -10,8 +10,8 @@ How the cut is made:
 4. Within a level, groups are packed in path order (neighbours stay together) into
    subtasks of at most `max_files` files and `max_sites` sites; a group bigger than
    that is a subtask of its own, marked oversize.
-5. A subtask depends on the subtasks holding what its files depend on (only the direct
-   ones are listed: the rest follow). With `order: none` nothing depends on anything.
+5. A subtask depends on the subtasks holding the nearest files its files depend on (the
+   rest follow through those). With `order: none` nothing depends on anything.
 
 The same repo and spec always give the same plan.
 """
@@ -150,28 +150,31 @@ def _sccs(graph: dict[str, set[str]]) -> list[list[str]]:
 
 
 def _file_deps(graph: dict[str, set[str]], affected: list[str]) -> dict[str, set[str]]:
-    """Affected file -> the other affected files it reaches through imports."""
-    bit = {p: 1 << i for i, p in enumerate(affected)}
+    """Affected file -> the nearest affected files it reaches through imports (through
+    files without sites, not through other affected ones: those bring the rest along),
+    and its cycle mates. Linear in the graph for the usual shapes: a long chain of 8,000
+    files took 11 s and 32M set entries when every reachable file was listed."""
+    is_affected = set(affected)
     full = {p: set(targets) for p, targets in graph.items()}
     for p in affected:
         full.setdefault(p, set())
     comps = _sccs(full)
     comp_of = {p: i for i, comp in enumerate(comps) for p in comp}
-    own = [sum(bit.get(p, 0) for p in comp) for comp in comps]
-    reach = [0] * len(comps)  # affected files reachable from a component, itself excluded
-    for i, comp in enumerate(comps):  # dependencies come first in `comps`
-        mask = 0
-        for p in comp:
-            for target in full[p]:
-                j = comp_of.get(target, i)  # a target that is no node: no edge
-                if j != i:
-                    mask |= reach[j] | own[j]
-        reach[i] = mask
+    mine = [[p for p in comp if p in is_affected] for comp in comps]
+    # Per component: the nearest components with sites below it (dependencies first).
+    near: list[frozenset[int]] = []
+    for i, comp in enumerate(comps):
+        succ = {comp_of[t] for p in comp for t in full[p] if t in comp_of} - {i}
+        direct = {j for j in succ if mine[j]}
+        via = [near[j] for j in succ if not mine[j] and near[j]]
+        if not direct and len(via) == 1:
+            near.append(via[0])  # shared, not copied: a long chain costs nothing
+        else:
+            near.append(frozenset(direct.union(*via)))
     deps: dict[str, set[str]] = {}
     for p in affected:
         c = comp_of[p]
-        mask = reach[c] | (own[c] & ~bit[p])  # cycle mates depend on each other
-        deps[p] = {q for q in affected if mask & bit[q]}
+        deps[p] = {q for j in near[c] for q in mine[j]} | {q for q in mine[c] if q != p}
     return deps
 
 
@@ -270,7 +273,8 @@ def _fits(
 
 
 def _reduce(needs: list[set[int]]) -> list[set[int]]:
-    """Drop a dependency that another dependency already brings (needs are transitive)."""
+    """Drop a dependency that another dependency already lists (the order still holds
+    through that one)."""
     return [{j for j in need if not any(j in needs[k] for k in need if k != j)} for need in needs]
 
 
