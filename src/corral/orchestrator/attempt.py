@@ -266,12 +266,22 @@ class _Runner:
                 await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
                 return
             try:
-                done = await deliver(
-                    self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
-                    home=self.settings.home,
-                )  # fmt: skip
+                async with asyncio.timeout(self.settings.delivery_timeout_s):
+                    done = await deliver(
+                        self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
+                        home=self.settings.home,
+                    )  # fmt: skip
+            except TimeoutError:
+                limit = self.settings.delivery_timeout_s
+                await self._finish_failed(
+                    f"the delivery took over {limit:g}s: given up", ErrorKind.retryable
+                )
+                return
             except DeliveryRefused as e:  # a human decides; retrying would refuse again
-                outcome = dataclasses.replace(outcome, reason=f"not delivered: {e}")
+                outcome = dataclasses.replace(
+                    outcome,
+                    reason=f"not delivered: {e} (reject it, then `corral retry` runs it again)",
+                )
                 result = {"reason": outcome.reason, "patch": patch, "delivery_refused": True}
                 await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
                 return

@@ -27,6 +27,9 @@ class WorkerSettings(Frozen):
     heartbeat_s: float = Field(default=1.0, gt=0)
     # No new event for this long means the attempt is hung (model call or command): kill it.
     zombie_after_s: float = Field(default=600.0, gt=0)
+    # A finished attempt's delivery (pushes, forge API calls) taking longer is given up
+    # and the attempt retried (deliveries are idempotent); its lease is held meanwhile.
+    delivery_timeout_s: float = Field(default=600.0, gt=0)
     poll_s: float = Field(default=0.25, gt=0)
     # Reaping, dependency promotion, review delivery and campaign limits run this often
     # (and whenever an attempt ends); admission runs on every tick.

@@ -29,15 +29,22 @@ class GitError(CorralError):
 
 
 async def run_git(
-    repo: Path, *args: str, env: Mapping[str, str], stdin: bytes | None = None
-) -> str:
+    repo: Path, *args: str, env: Mapping[str, str], stdin: bytes | None = None,
+    timeout_s: float = 300.0,
+) -> str:  # fmt: skip
     proc = await asyncio.create_subprocess_exec(
         "git", *GIT_FLAGS, "-C", str(repo), *args,
         env=dict(env), stdin=asyncio.subprocess.PIPE if stdin is not None else
         asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    out, err = await proc.communicate(stdin)
+    try:
+        async with asyncio.timeout(timeout_s):
+            out, err = await proc.communicate(stdin)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise GitError(f"git {args[0]} took over {timeout_s:g}s (killed)") from None
     if proc.returncode != 0:
         msg = err.decode(errors="replace").strip().splitlines()
         raise GitError(f"git {args[0]} failed: {msg[-1] if msg else proc.returncode}")

@@ -30,6 +30,11 @@ async def _slow(store: Store, task: TaskRow, attempt_id: str, diff: str, home: P
     return {"slow": True}
 
 
+async def _hang(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
+    calls.append(attempt_id)
+    await asyncio.sleep(3600)
+
+
 async def _run(tmp_path: Path, kind: str, **settings: Any) -> tuple[Store, dict[str, Any]]:
     calls.clear()
     repo = tmp_path / "r"
@@ -52,6 +57,20 @@ async def test_a_slow_delivery_keeps_its_lease(tmp_path: Path) -> None:
         (task,) = status["tasks"]
         assert task["state"] == "succeeded" and task["attempts"] == 1, status
         assert len(calls) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_hung_delivery_is_given_up_and_the_attempt_retried(tmp_path: Path) -> None:
+    register_delivery("test-hang", _hang)
+    store, status = await asyncio.wait_for(
+        _run(tmp_path, "test-hang", lease_ttl_s=0.6, delivery_timeout_s=0.5), 60
+    )
+    try:
+        (task,) = status["tasks"]
+        assert task["state"] == "failed" and task["attempts"] == 3, status  # retried, then out
+        assert len(calls) == 3
+        assert "the delivery took over 0.5s: given up" in task["reason"]
     finally:
         await store.close()
 
