@@ -324,23 +324,27 @@ def cancel(
 
 
 def retry(
-    ref: Annotated[str, typer.Argument(help="A failed or cancelled task.")],
+    ref: Annotated[str, typer.Argument(help="A failed, cancelled, rejected or skipped task.")],
     home: HomeOpt = Path(".corral"),
     store: StoreOpt = None,
 ) -> None:
-    """Give a failed or cancelled task another attempt (run by a worker or `campaign resume`)."""
+    """Give a failed, cancelled, rejected or skipped task another attempt (run by a worker
+    or `campaign resume`); what was skipped because of it waits for it again."""
 
-    async def go(s: Store) -> str | None:
+    from corral.domain import CorralError
+
+    async def go(s: Store) -> list[str]:
         task = await s.get_task(ref)
-        why = await s.reopen_task(task.id)
-        if why is None:
-            await s.set_campaign_state(task.campaign_id, "running")
-        return why
+        opened = await s.reopen_task(task.id)
+        await s.set_campaign_state(task.campaign_id, "running")
+        return opened
 
-    why = with_store(store, home, go)
-    if why is not None:
-        fail(why)
-    typer.echo(f"task {ref} is open again (it runs once its dependencies have succeeded)")
+    try:
+        opened = with_store(store, home, go)
+    except CorralError as e:
+        fail(str(e))
+    more = f", and {len(opened) - 1} tasks that depend on it" if len(opened) > 1 else ""
+    typer.echo(f"task {ref} is open again{more} (each runs once what it depends on succeeded)")
 
 
 def worker(

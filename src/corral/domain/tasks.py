@@ -49,10 +49,11 @@ ALLOWED: dict[TaskState, frozenset[TaskState]] = {
     _T.needs_review: frozenset({_T.approved, _T.rejected, _T.cancelled}),
     _T.approved: frozenset({_T.succeeded, _T.failed, _T.ready}),  # ready: resume it
     _T.succeeded: frozenset(),
-    _T.failed: frozenset({_T.ready, _T.pending}),  # `corral retry` (pending: parents run)
-    _T.rejected: frozenset(),
-    _T.cancelled: frozenset({_T.ready, _T.pending}),  # ... or a cancelled one
-    _T.skipped: frozenset(),
+    # `corral retry` re-opens the last four (pending: it waits for its dependencies).
+    _T.failed: frozenset({_T.ready, _T.pending}),
+    _T.rejected: frozenset({_T.ready, _T.pending}),
+    _T.cancelled: frozenset({_T.ready, _T.pending}),
+    _T.skipped: frozenset({_T.pending}),
 }
 
 
