@@ -151,25 +151,12 @@ def print_status(status: dict[str, Any], as_json: bool) -> None:
         typer.echo(f"  {t['key']:<24} {t['state']:<13} attempts {t['attempts']}{reason}")
 
 
-def _exit_for(status: dict[str, Any]) -> None:
+def exit_for(status: dict[str, Any]) -> None:
+    """Exit 0 only if every task succeeded."""
     from corral.domain import TaskState
 
     ok = all(t["state"] == TaskState.succeeded.value for t in status["tasks"])
     raise typer.Exit(0 if ok else 1)
-
-
-def _drive(
-    find: Callable[[Store], Awaitable[str]],
-    settings: WorkerSettings,
-    as_json: bool,
-    gateway: Path | None,
-    home: Path,
-    url: str | None,
-) -> None:
-    """Find (or create) the campaign, run it to the end, print, exit 0 only if all passed."""
-    status = run_found(find, settings, as_json, gateway, home, url)
-    print_status(status, as_json)
-    _exit_for(status)
 
 
 def run_found(
@@ -211,7 +198,9 @@ def campaign_run(
         return cid
 
     settings = worker_settings(home, concurrency, zombie_after, lease_ttl)
-    _drive(create, settings, as_json, gateway, home, store)
+    status = run_found(create, settings, as_json, gateway, home, store)
+    print_status(status, as_json)
+    exit_for(status)
 
 
 @campaign_app.command("resume")
@@ -232,7 +221,9 @@ def campaign_resume(
         return await reopen_campaign(s, campaign_id)
 
     settings = worker_settings(home, concurrency, zombie_after, lease_ttl)
-    _drive(reopen, settings, as_json, gateway, home, store)
+    status = run_found(reopen, settings, as_json, gateway, home, store)
+    print_status(status, as_json)
+    exit_for(status)
 
 
 @campaign_app.command("status")

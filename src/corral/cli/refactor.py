@@ -120,7 +120,7 @@ def demo_cmd(
     import subprocess
 
     from corral.cli.demo import fresh_run_dir
-    from corral.cli.fleet import print_status, run_found, worker_settings
+    from corral.cli.fleet import exit_for, print_status, run_found, worker_settings
     from corral.orchestrator.campaigns import create_from_file
     from corral.sandbox.workspace import git_env
     from corral.workflows.refactor import load_spec, make_plan
@@ -162,8 +162,7 @@ def demo_cmd(
         typer.echo("branches:\n" + "\n".join(f"  {b}" for b in branches))
         typer.echo(f"see it all: git -C {repo} log --oneline --graph "
                    f"corral/refactor/{spec.name}/all")  # fmt: skip
-    ok = all(t["state"] == "succeeded" for t in status["tasks"])
-    raise typer.Exit(0 if ok else 1)
+    exit_for(status)
 
 
 def register(app: typer.Typer) -> None:

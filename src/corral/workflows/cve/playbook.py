@@ -34,6 +34,7 @@ from corral.workflows.cve.verify import (
     test_command,
     test_verdict,
 )
+from corral.workflows.handover import unless_finished
 
 PREFIX = "playbook:cve"
 RESULT_MARK = "corral-cve-result: "
@@ -242,13 +243,7 @@ class PlaybookModel:
             if m.role == "tool" and m.tool_call_id == handoff.call.id:
                 view.append(note)
         done = await self._then.complete(view, tools)
-        if any(c.name == "finish" for c in done.tool_calls):
-            # Never let the LLM's word stand for verification: run ours again.
-            start = self._start(1)
-            return start.model_copy(
-                update={"cost_usd": done.cost_usd, "usage": done.usage, "model": done.model}
-            )
-        return done
+        return unless_finished(done, lambda: self._start(1))  # then verified again
 
     async def aclose(self) -> None:
         close = getattr(self._then, "aclose", None)

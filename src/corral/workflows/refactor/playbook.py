@@ -27,6 +27,7 @@ from corral.domain import Completion, ConfigError, Message, ToolCall, ToolSpec
 from corral.orchestrator.hooks import build_model
 from corral.ports import Model
 from corral.store import TaskRow
+from corral.workflows.handover import unless_finished
 
 PREFIX = "playbook:refactor"
 PAYLOAD_FENCE = "```json corral-refactor"
@@ -183,12 +184,7 @@ class RefactorPlaybook:
             if m.role == "tool" and (m.tool_call_id or "").endswith("-handoff"):
                 view.append(note)
         done = await self._then.complete(view, tools)
-        if any(c.name == "finish" for c in done.tool_calls):
-            check = self._script(1, "check", rewrite=False)  # its word is not verification
-            return check.model_copy(
-                update={"cost_usd": done.cost_usd, "usage": done.usage, "model": done.model}
-            )
-        return done
+        return unless_finished(done, lambda: self._script(1, "check", rewrite=False))
 
     async def aclose(self) -> None:
         close = getattr(self._then, "aclose", None)
