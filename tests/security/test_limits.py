@@ -59,8 +59,11 @@ async def test_cpu_spin_past_timeout_leaves_no_orphan(box: BaseSandbox) -> None:
 
 async def test_close_leaves_nothing(box: BaseSandbox) -> None:
     tag = f"bg{uuid.uuid4().hex[:8]}"
-    await box.exec(f"(setsid sleep 300 &) ; nohup sh -c 'sleep 301 # {tag}' >/dev/null 2>&1 &", 5)
+    secs = str(300 + uuid.uuid4().int % 100_000)  # no other process on the machine has it
+    await box.exec(
+        f"(setsid sleep {secs} &) ; nohup sh -c 'sleep 301 # {tag}' >/dev/null 2>&1 &", 5
+    )
     workspace = box.workspace
     await box.close()
-    assert cmdline_pids(tag.encode()) == [] and cmdline_pids(b"sleep\x00300") == []
+    assert cmdline_pids(tag.encode()) == [] and cmdline_pids(f"sleep\x00{secs}".encode()) == []
     assert not workspace.exists()
