@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Any
 
@@ -20,28 +19,6 @@ T = TaskState
 @retry_public_ops
 class SchedulingOps(FleetOps):
     """The reads and bulk moves a scheduler tick needs."""
-
-    async def promote_pending(self, campaign_id: str | None = None) -> int:
-        """pending → ready once every dependency succeeded; skipped or failed if one did not."""
-        pending = await self.tasks(campaign_id=campaign_id, states=[T.pending])
-        if not pending:
-            return 0
-        states: dict[tuple[str, str], TaskState] = {}
-        for cid in {t.campaign_id for t in pending}:
-            for t in await self.tasks(campaign_id=cid):
-                states[(cid, t.key)] = t.state
-        bad = {T.failed, T.rejected, T.cancelled, T.skipped}
-        moved = 0
-        for t in pending:
-            dep_states = [states.get((t.campaign_id, d), T.failed) for d in t.depends_on]
-            failed = [d for d, s in zip(t.depends_on, dep_states, strict=True) if s in bad]
-            if failed:
-                dst = T.skipped if t.spec.on_parent_failure == "skip" else T.failed
-                note = {"reason": f"dependency {failed[0]} did not succeed"}
-                moved += await self.move_task(t.id, [T.pending], dst, result=json.dumps(note))
-            elif all(s is T.succeeded for s in dep_states):
-                moved += await self.move_task(t.id, [T.pending], T.ready)
-        return moved
 
     async def snapshot(
         self, now: datetime, campaign_id: str | None = None, per_campaign: int = 64

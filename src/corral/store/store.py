@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from corral.domain import ConfigError, Event, RunStatus, StoreError, event_from_json, event_to_json
 from corral.domain.events import utcnow
+from corral.store.dependencies import DependencyOps
 from corral.store.migrate import upgrade
 from corral.store.retry import retry_public_ops
 from corral.store.reviews import ReviewOps
@@ -66,7 +67,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 @retry_public_ops
-class Store(SchedulingOps, ReviewOps):
+class Store(SchedulingOps, DependencyOps, ReviewOps):
     """The event log and attempt records. Every write commits before it returns."""
 
     def __init__(self, engine: AsyncEngine, writer: StoreWriter) -> None:
