@@ -61,28 +61,13 @@ async def is_git_repo(repo: Path) -> bool:
 
 
 async def commit_branch(repo: Path, diff: str, branch: str, message: str) -> str:
-    """One commit on HEAD holding `diff`, at refs/heads/BRANCH; the checkout is untouched.
+    """`commit_on` HEAD, in a thread."""
 
-    Re-running with the same diff keeps the existing commit (same tree and parent).
-    """
-    with tempfile.TemporaryDirectory(prefix="corral-pr-") as tmp:
-        env = git_env(Path(tmp)) | {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        head = await run_git(repo, "rev-parse", "--verify", "HEAD^{commit}", env=env)
-        await run_git(repo, "read-tree", head, env=env)
-        await run_git(repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
-                   env=env, stdin=diff.encode())  # fmt: skip
-        tree = await run_git(repo, "write-tree", env=env)
-        ref = f"refs/heads/{branch}"
-        try:
-            old = await run_git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}", env=env)
-            same = await run_git(repo, "show", "-s", "--format=%T %P", old, env=env)
-            if same == f"{tree} {head}":
-                return old
-        except GitError:
-            pass
-        commit = await run_git(repo, "commit-tree", tree, "-p", head, "-m", message, env=env)
-        await run_git(repo, "update-ref", ref, commit, env=env)
-        return commit
+    def go() -> str:
+        return commit_on(repo, git(repo, "rev-parse", "--verify", "HEAD^{commit}"), diff,
+                         branch, message)  # fmt: skip
+
+    return await asyncio.to_thread(go)
 
 
 async def remote_url(repo: Path, remote: str) -> str | None:
@@ -135,6 +120,29 @@ def git_out(repo: Path, *args: str, stdin: bytes | None = None, index: Path | No
 
 def git(repo: Path, *args: str, stdin: bytes | None = None, index: Path | None = None) -> str:
     return git_out(repo, *args, stdin=stdin, index=index).decode(errors="replace").strip()
+
+
+def commit_on(repo: Path, base: str, diff: str, branch: str, message: str) -> str:
+    """One commit on `base` holding `diff`, at refs/heads/BRANCH; the checkout is
+    untouched. Re-running with the same diff keeps the existing commit (same tree and
+    parent)."""
+    with tempfile.TemporaryDirectory(prefix="corral-index-") as tmp:
+        index = Path(tmp) / "index"
+        git(repo, "read-tree", base, index=index)
+        if diff.strip():
+            git(repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
+                stdin=diff.encode(), index=index)  # fmt: skip
+        tree = git(repo, "write-tree", index=index)
+    ref = f"refs/heads/{branch}"
+    try:
+        old = git(repo, "rev-parse", "--verify", f"{ref}^{{commit}}")
+        if git(repo, "show", "-s", "--format=%T %P", old) == f"{tree} {base}":
+            return old
+    except GitError:
+        pass
+    commit = git(repo, "commit-tree", tree, "-p", base, "-m", message)
+    git(repo, "update-ref", ref, commit)
+    return commit
 
 
 def toplevel(path: Path) -> Path | None:

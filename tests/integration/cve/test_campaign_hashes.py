@@ -21,7 +21,8 @@ from corral.workflows.cve import FixPlan, lockreqs, open_source
 from corral.workflows.cve.campaign import CampaignOptions, RepoEntry, triage
 from corral.workflows.cve.outcome import run_cve_campaign
 from corral.workflows.cve.tasks import CvePayload
-from corral.workflows.cve.verify import LOCKREQS, VENV, exit_code, install_command
+from corral.workflows.cve.verify import LOCKREQS, VENV, install_command
+from corral.workflows.playbooks import exit_code
 
 from . import fakepypi
 from .conftest import SNAPSHOT, FakeServer

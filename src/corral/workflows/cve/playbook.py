@@ -17,7 +17,6 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from corral.domain import Completion, ConfigError, Message, ToolCall, ToolSpec
 from corral.ports import Model
@@ -27,14 +26,13 @@ from corral.workflows.cve.sources import open_source
 from corral.workflows.cve.tasks import CvePayload, parse_instructions
 from corral.workflows.cve.verify import (
     apply_edits,
-    exit_code,
     install_command,
     rescan,
     rescan_command,
     test_command,
     test_verdict,
 )
-from corral.workflows.handover import unless_finished
+from corral.workflows.playbooks import exit_code, then_spec, unless_finished
 
 PREFIX = "playbook:cve"
 RESULT_MARK = "corral-cve-result: "
@@ -281,14 +279,7 @@ def _history(messages: Sequence[Message]) -> list[_Call]:
 
 def parse_spec(spec: str) -> str | None:
     """`playbook:cve?then=openai/gpt-4o` -> the escalation model spec (or None)."""
-    if not spec.startswith(PREFIX):
-        raise ConfigError(f"not a playbook spec: {spec!r}")
-    rest = spec[len(PREFIX) :]
-    if rest and not rest.startswith("?"):
-        raise ConfigError(f"unknown playbook {spec!r}: use playbook:cve[?then=MODEL]")
-    query = parse_qs(rest[1:]) if rest else {}
-    then = query.get("then", [None])[0]
-    return then or None
+    return then_spec(spec, PREFIX)
 
 
 def source_for(db: Sequence[str]) -> AdvisorySource:

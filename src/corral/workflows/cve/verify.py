@@ -25,17 +25,13 @@ from corral.workflows.cve.osv import AdvisorySource
 from corral.workflows.cve.scanner import scan_repo
 from corral.workflows.cve.tasks import CvePayload
 from corral.workflows.cve.wheels import CORRAL_DIR, WHEELS_DIR
+from corral.workflows.playbooks import EXIT_TAIL, exit_code
 
 VENV = "/tmp/corral-venv"
-EXIT_MARK = "corral-exit="
 FILE_MARK = "--- corral-file: "
 INSTALLED_MARK = "corral-installed: "
 LOCKREQS = f"{CORRAL_DIR}/lockreqs.py"
 TestVerdict = Literal["passed", "failed", "no tests found"]
-
-
-def _exit_tail() -> str:
-    return f'; echo "{EXIT_MARK}$?"'
 
 
 def install_command(p: CvePayload) -> str:
@@ -73,12 +69,12 @@ def install_command(p: CvePayload) -> str:
         # installed: a pin the wheelhouse lacks fails here instead of passing unnoticed.
         steps.append(f"{pip} --no-index --no-deps {WHEELS_DIR}/*.whl")
         steps.append(f"{pip} --no-index --no-deps {files}")
-    return " && ".join(steps) + _exit_tail()
+    return " && ".join(steps) + EXIT_TAIL
 
 
 def test_command(p: CvePayload) -> str:
     env = f'export PATH={VENV}/bin:$PATH; [ -d src ] && export PYTHONPATH="$PWD/src"; '
-    return f"{env}{p.tests.command} 2>&1" + _exit_tail()
+    return f"{env}{p.tests.command} 2>&1" + EXIT_TAIL
 
 
 def rescan_command(p: CvePayload, files: Iterable[str]) -> str:
@@ -91,11 +87,6 @@ def rescan_command(p: CvePayload, files: Iterable[str]) -> str:
         q = shlex.quote(f)
         parts.append(f"echo {shlex.quote(FILE_MARK + f)}; cat -- {q}")
     return "; ".join(parts)
-
-
-def exit_code(output: str) -> int | None:
-    found = re.findall(rf"{EXIT_MARK}(\d+)", output)
-    return int(found[-1]) if found else None
 
 
 def test_verdict(p: CvePayload, output: str) -> TestVerdict:

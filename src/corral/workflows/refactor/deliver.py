@@ -22,7 +22,7 @@ from corral.store import Store, TaskRow
 from corral.workflows.forge import ForgeError, detect, open_or_update
 from corral.workflows.hostgit import GitError, current_branch, git, push, remote_url
 from corral.workflows.refactor.playbook import PAYLOAD_FENCE, PREFIX, factory, parse_payload
-from corral.workflows.refactor.stack import KIND, Stack, StackError, deliver_part_async
+from corral.workflows.refactor.stack import KIND, Stack, StackError, deliver_part
 
 
 async def deliver(
@@ -42,7 +42,9 @@ async def deliver(
     part = str(payload["part"])
     title = f"refactor {stack.name}: part {part}"
     try:
-        result |= await deliver_part_async(stack, part, diff, f"{title}\n\n{payload['goal']}")
+        result |= await asyncio.to_thread(
+            deliver_part, stack, part, diff, f"{title}\n\n{payload['goal']}"
+        )
     except (StackError, GitError) as exc:
         raise DeliveryRefused(f"part {part} cannot be stacked: {exc}") from None
     try:

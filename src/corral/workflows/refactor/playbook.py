@@ -16,22 +16,19 @@ an LLM agent:
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from corral.domain import Completion, ConfigError, Message, ToolCall, ToolSpec
 from corral.orchestrator.hooks import build_model
 from corral.ports import Model
 from corral.store import TaskRow
-from corral.workflows.handover import unless_finished
+from corral.workflows.playbooks import EXIT_TAIL, exit_code, then_spec, unless_finished
 
 PREFIX = "playbook:refactor"
 PAYLOAD_FENCE = "```json corral-refactor"
-EXIT_MARK = "corral-exit="
 _TAIL = 3000
 _ID = "rf"  # our calls' ids: rf-ROUND-STEP (round 1: checking an LLM's work)
 
@@ -83,20 +80,6 @@ def parse_payload(instructions: str) -> dict[str, Any]:
     return data
 
 
-def parse_spec(spec: str) -> str | None:
-    """`playbook:refactor?then=openai/gpt-4o` -> the LLM's spec (None: no LLM)."""
-    rest = spec[len(PREFIX) :] if spec.startswith(PREFIX) else None
-    if rest is None or (rest and not rest.startswith("?")):
-        raise ConfigError(f"unknown model spec {spec!r}: use {PREFIX}[?then=MODEL]")
-    then = parse_qs(rest[1:]).get("then", [None])[0] if rest else None
-    return then or None
-
-
-def exit_code(output: str) -> int | None:
-    found = re.findall(rf"{EXIT_MARK}(\d+)", output)
-    return int(found[-1]) if found else None
-
-
 @dataclass(frozen=True)
 class _Done:
     round: int
@@ -144,14 +127,14 @@ class RefactorPlaybook:
         job = {"files": p["files"], "find": p["find"], "replace": p["replace"] if rewrite else None}
         command = f"python3 -c {shlex.quote(_SCRIPT)} {shlex.quote(json.dumps(job))}"
         say = "Rewriting the part's files." if rewrite else "Checking the part's files."
-        return _call(rnd, step, "bash", say, command=f'{command}; echo "{EXIT_MARK}$?"')
+        return _call(rnd, step, "bash", say, command=command + EXIT_TAIL)
 
     def _test_or_finish(self, rnd: int) -> Completion:
         test = self.payload.get("test")
         if not test:
             return self._finish(rnd)
         return _call(rnd, "test", "bash", "Running the tests.",
-                     command=f'{test}; echo "{EXIT_MARK}$?"', timeout=1800)  # fmt: skip
+                     command=test + EXIT_TAIL, timeout=1800)  # fmt: skip
 
     def _finish(self, rnd: int) -> Completion:
         p = self.payload
@@ -209,6 +192,6 @@ def _call(rnd: int, step: str, tool: str, say: str, **args: Any) -> Completion:
 
 
 def factory(spec: str, task: TaskRow, env: Mapping[str, str] | None) -> Model:
-    then = parse_spec(spec)
+    then = then_spec(spec, PREFIX)
     payload = parse_payload(task.spec.instructions)
     return RefactorPlaybook(payload, (lambda: build_model(then, task, env)) if then else None)

@@ -23,13 +23,11 @@ is.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import fcntl
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from corral.domain import ConfigError, CorralError
-from corral.workflows.hostgit import GitError, git, git_out, head_commit
+from corral.workflows.hostgit import GitError, commit_on, git, git_out, head_commit
 
 KIND = "refactor"
 BRANCH_PREFIX = "corral/refactor"
@@ -170,25 +168,6 @@ def _base_of(stack: Stack, state: dict[str, Any], part: str) -> str:
     return str(bases[part])
 
 
-def _part_commit(stack: Stack, part: str, base: str, diff: str, message: str) -> str:
-    """`diff` over `base`, at refs/heads/BRANCH/PART; the same again keeps the same commit."""
-    with tempfile.TemporaryDirectory(prefix="corral-index-") as tmp:
-        index = Path(tmp) / "index"
-        git(stack.repo, "read-tree", base, index=index)
-        if diff.strip():
-            git(stack.repo, "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
-                stdin=diff.encode(), index=index)  # fmt: skip
-        tree = git(stack.repo, "write-tree", index=index)
-    ref = f"refs/heads/{stack.branch(part)}"
-    with contextlib.suppress(GitError):
-        old = git(stack.repo, "rev-parse", "--verify", f"{ref}^{{commit}}")
-        if git(stack.repo, "show", "-s", "--format=%T %P", old) == f"{tree} {base}":
-            return old
-    commit = _commit(stack, tree, [base], message)
-    git(stack.repo, "update-ref", ref, commit)
-    return commit
-
-
 def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, Any]:
     """Steps 1-4 of the module docstring, under the stack's lock."""
     with _locked(stack):
@@ -196,7 +175,7 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
         if part not in state["parts"]:
             raise StackError(f"part {part} is not in the stack at {stack.root}")
         base = _base_of(stack, state, part)
-        commit = _part_commit(stack, part, base, diff, message)
+        commit = commit_on(stack.repo, base, diff, stack.branch(part), message)
         before = state["done"].get(part)
         if before not in (None, commit) and _started_after(stack, state, part):
             raise StackError(f"part {part} was delivered before with a different change, and "
@@ -209,7 +188,7 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
             if other in state["done"] or not deps or not all(d in state["done"] for d in deps):
                 continue
             target = stack.part_dir(other)
-            if target.is_dir() and any(target.iterdir()):
+            if _prepared(stack, other):
                 continue  # checked out already (a repeated delivery)
             try:
                 start = _base_of(stack, state, other)
@@ -232,18 +211,17 @@ def deliver_part(stack: Stack, part: str, diff: str, message: str) -> dict[str, 
         return out
 
 
+def _prepared(stack: Stack, part: str) -> bool:
+    """Its starting point is made (a checkout, or the note that it could not be)."""
+    where = stack.part_dir(part)
+    return where.is_dir() and any(where.iterdir())
+
+
 def _started_after(stack: Stack, state: Mapping[str, Any], part: str) -> bool:
     """Some part that depends on `part` has its starting point made already."""
-    return any(
-        part in deps and stack.part_dir(other).is_dir() and any(stack.part_dir(other).iterdir())
-        for other, deps in state["parts"].items()
-    )
+    return any(part in deps and _prepared(stack, o) for o, deps in state["parts"].items())
 
 
 def _needed(state: Mapping[str, Any], part: str) -> bool:
     """Some other part builds on this one (so its commit is in that one's)."""
     return any(part in deps for deps in state["parts"].values())
-
-
-async def deliver_part_async(stack: Stack, part: str, diff: str, message: str) -> dict[str, Any]:
-    return await asyncio.to_thread(deliver_part, stack, part, diff, message)
