@@ -56,38 +56,20 @@ def plan_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Find every site, then show the subtasks (`--campaign`: write them to run)."""
-    import shutil
-
     from corral.domain import CorralError
     from corral.orchestrator.run import check_repo
-    from corral.workflows.hostgit import head_commit
     from corral.workflows.refactor import load_spec, make_plan
-    from corral.workflows.refactor.campaign import campaign_data, campaign_yaml
-    from corral.workflows.refactor.stack import lay_out
+    from corral.workflows.refactor.campaign import write_campaign
 
     stack = None
     try:
         spec = load_spec(spec_file)
-        root = check_repo(repo)
-        plan = make_plan(root, spec)
+        plan = make_plan(check_repo(repo), spec)
         if campaign is not None:
-            if not plan.subtasks:
-                raise CorralError(f"no campaign written: nothing in {root} matches `{spec.find}`")
-            if head_commit(root) is not None:
-                parts = {s.id: s.depends_on for s in plan.subtasks}
-                stack = lay_out(home, root, spec.name, parts)
-            else:
-                typer.echo(f"note: {root} is not a git repo with a commit: parts are not "
+            stack = write_campaign(plan, campaign, home=home, model=model, sandbox=sandbox)
+            if stack is None:
+                typer.echo(f"note: {plan.repo} is not a git repo with a commit: parts are not "
                            "stacked (each starts from the repo as it is)", err=True)  # fmt: skip
-            data = campaign_data(plan, model=model, sandbox=sandbox, stack=stack)
-            try:
-                campaign.write_text(campaign_yaml(data))
-            except OSError as exc:
-                if stack is not None:  # nothing would ever use it
-                    shutil.rmtree(stack.root, ignore_errors=True)
-                raise CorralError(
-                    f"{campaign}: cannot write the campaign file ({exc.strerror})"
-                ) from None
     except CorralError as exc:
         fail(str(exc))
     except OSError as exc:
@@ -117,15 +99,13 @@ def demo_cmd(
     """A stacked migration over a small bundled repo: plan, run, branches. No API key."""
     import os
     import shutil
-    import subprocess
 
     from corral.cli.demo import fresh_run_dir
     from corral.cli.fleet import exit_for, print_status, run_found, worker_settings
     from corral.orchestrator.campaigns import create_from_file
-    from corral.sandbox.workspace import git_env
+    from corral.workflows.hostgit import git
     from corral.workflows.refactor import load_spec, make_plan
-    from corral.workflows.refactor.campaign import campaign_data, campaign_yaml
-    from corral.workflows.refactor.stack import lay_out
+    from corral.workflows.refactor.campaign import write_campaign
 
     if sandbox not in ("bwrap", "local", "docker"):
         fail(f"unknown sandbox {sandbox!r}")
@@ -133,17 +113,12 @@ def demo_cmd(
     run = fresh_run_dir(home / "demo" / "refactor").resolve()
     repo = run / "repo"
     shutil.copytree(example / "repo", repo)
-    env = git_env(run)
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "the shop, before"]):
-        subprocess.run(["git", "-C", str(repo), *args], env=env, check=True, capture_output=True)
+        git(repo, *args)
     spec = load_spec(example / "refactor.yaml")
     plan = make_plan(repo, spec)
-    stack = lay_out(home, repo, spec.name, {s.id: s.depends_on for s in plan.subtasks})
-    data = campaign_data(plan, sandbox=sandbox, stack=stack)
-    if unsafe_local:
-        data["unsafe_local"] = True
     campaign = run / "campaign.yaml"
-    campaign.write_text(campaign_yaml(data))
+    write_campaign(plan, campaign, home=home, sandbox=sandbox, unsafe_local=unsafe_local)
     if not as_json:
         typer.echo(f"demo: {repo}\n{_table(plan)}\n", err=True)
 
@@ -151,17 +126,15 @@ def demo_cmd(
         return await create_from_file(s, campaign, env=dict(os.environ), home=home)
 
     status = run_found(create, worker_settings(home, concurrency), as_json, None, home, None)
-    branches = subprocess.run(
-        ["git", "-C", str(repo), "branch", "--list", f"corral/refactor/{spec.name}/*"],
-        env=env, capture_output=True, text=True, check=False,
-    ).stdout.split()  # fmt: skip
+    prefix = f"corral/refactor/{spec.name}"
+    branches = git(repo, "for-each-ref", "--format=%(refname:short)", f"refs/heads/{prefix}/")
     if as_json:
-        typer.echo(json.dumps(status | {"repo": str(repo), "branches": branches}, indent=2))
+        out = status | {"repo": str(repo), "branches": branches.split()}
+        typer.echo(json.dumps(out, indent=2))
     else:
         print_status(status, as_json)
-        typer.echo("branches:\n" + "\n".join(f"  {b}" for b in branches))
-        typer.echo(f"see it all: git -C {repo} log --oneline --graph "
-                   f"corral/refactor/{spec.name}/all")  # fmt: skip
+        typer.echo("branches:\n" + "\n".join(f"  {b}" for b in branches.split()))
+        typer.echo(f"see it all: git -C {repo} log --oneline --graph {prefix}/all")
     exit_for(status)
 
 

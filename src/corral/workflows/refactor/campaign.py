@@ -8,14 +8,17 @@ self-contained for whichever model or agent takes it.
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
 from typing import Any
 
 import yaml
 
-from corral.domain import CampaignSpec
+from corral.domain import CampaignSpec, ConfigError
+from corral.workflows.hostgit import head_commit
 from corral.workflows.refactor.plan import RefactorPlan, Subtask
 from corral.workflows.refactor.playbook import PREFIX, payload_block
-from corral.workflows.refactor.stack import KIND, Stack, start_dir
+from corral.workflows.refactor.stack import KIND, Stack, lay_out, start_dir
 
 MAX_LISTED_SITES = 60  # per task; the rest are counted, the regex finds them anyway
 
@@ -74,7 +77,7 @@ def campaign_yaml(data: dict[str, Any]) -> str:
 
 def campaign_data(
     plan: RefactorPlan, *, model: str | None = None, sandbox: str = "bwrap",
-    stack: Stack | None = None,
+    stack: Stack | None = None, unsafe_local: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """The campaign file's content (validated): `corral campaign run` takes it as is.
     Without `model`, a refactor with a `replace` runs on `playbook:refactor`. With a
@@ -97,5 +100,30 @@ def campaign_data(
         model = PREFIX  # a mechanical rewrite needs no LLM
     if model is not None:
         data["model"] = model
+    if unsafe_local:
+        data["unsafe_local"] = True
     CampaignSpec.model_validate(data)  # a plan always makes a valid campaign
     return data
+
+
+def write_campaign(
+    plan: RefactorPlan, out: Path, *, home: Path, model: str | None = None,
+    sandbox: str = "bwrap", unsafe_local: bool = False,
+) -> Stack | None:  # fmt: skip
+    """The plan as a campaign file at `out`, its parts stacked when the repo is a git
+    checkout (None: it is not). ConfigError, with nothing left behind, if it cannot be."""
+    if not plan.subtasks:
+        raise ConfigError(f"no campaign written: nothing in {plan.repo} matches `{plan.spec.find}`")
+    stack = None
+    if head_commit(plan.repo) is not None:
+        parts = {s.id: s.depends_on for s in plan.subtasks}
+        stack = lay_out(home, plan.repo, plan.spec.name, parts)
+    data = campaign_data(plan, model=model, sandbox=sandbox, stack=stack,
+                         unsafe_local=unsafe_local)  # fmt: skip
+    try:
+        out.write_text(campaign_yaml(data))
+    except OSError as exc:
+        if stack is not None:  # nothing would ever use it
+            shutil.rmtree(stack.root, ignore_errors=True)
+        raise ConfigError(f"{out}: cannot write the campaign file ({exc.strerror})") from None
+    return stack
