@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corral.sandbox.procs import owner_token
+from corral.sandbox.procs import label_owner
 
 __all__ = ["Baseline", "Baselines", "SourceKey", "baselines"]
 
@@ -161,7 +161,7 @@ class Baselines:
         with self._lock:
             if self._dir is None or not self._dir.is_dir():
                 root = Path(tempfile.mkdtemp(prefix="corral-baselines-"))
-                (root / "owner").write_text(owner_token())
+                label_owner(root)
                 atexit.register(shutil.rmtree, root, ignore_errors=True)
                 self._dir = root
             return self._dir

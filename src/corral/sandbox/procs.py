@@ -8,6 +8,7 @@ import functools
 import logging
 import os
 import signal
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -378,6 +379,14 @@ def owner_token(pid: int | None = None) -> str:
 def _own_token(pid: int) -> str:
     """Ours, read once per process (a forked child has another pid, so its own entry)."""
     return owner_token(pid)
+
+
+def label_owner(root: Path) -> None:
+    """Write our token to `root/owner` in one step: a reaper reading a half-written label
+    (an empty file) took a live process's workspace or spawn room for an orphan."""
+    part = root / f".owner.{os.getpid()}.{threading.get_ident()}"
+    part.write_text(owner_token())
+    os.replace(part, root / "owner")
 
 
 def owner_alive(token: str) -> bool:

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from corral.sandbox import mounts
-from corral.sandbox.procs import owner_token
+from corral.sandbox.procs import label_owner
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +79,7 @@ def room() -> Path | None:
             # and removing a dir per start is cheaper there than on the host's disk.
             # 0711: bwrap runs as the sandbox uid and must pass through.
             mounts.mount_tmpfs(path, size_mb=1, inodes=65536, mode=0o711)
-            (path / "owner").write_text(owner_token())  # so `reap_orphans` can clean up
+            label_owner(path)  # so `reap_orphans` can clean up
         except OSError as exc:
             with contextlib.suppress(OSError):
                 mounts.unmount(path)

@@ -23,7 +23,7 @@ from corral.domain import SandboxError
 from corral.sandbox import mounts
 from corral.sandbox.baselines import Baseline, SourceKey, baselines
 from corral.sandbox.hostrun import run_sh
-from corral.sandbox.procs import owner_alive, owner_token
+from corral.sandbox.procs import label_owner, owner_alive
 
 log = logging.getLogger(__name__)
 
@@ -195,7 +195,7 @@ def create(*, owner: tuple[int, int] | None = None, size_mb: int = 2048) -> Work
                 workspace.capped = True
             except OSError as exc:
                 log.debug("no size-capped workspace: %s", exc)
-        (root / "owner").write_text(owner_token())
+        label_owner(root)
         for name in ("ws", "ctl", "state", "home"):
             (root / name).mkdir(mode=0o755)
             if owner is not None and name != "ctl":
@@ -242,7 +242,7 @@ def reap_orphans(base: Path | None = None) -> list[Path]:
                 token = (root / "owner").read_text().strip()
             except OSError:
                 continue  # not a workspace, or one still being created
-            if owner_alive(token):
+            if not token or owner_alive(token):  # empty: an older writer's, mid-write
                 continue
             try:
                 remove_root(root, capped=root in mounted)

@@ -13,7 +13,7 @@ from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
 from corral.sandbox import bwrap as bwrap_module
 from corral.sandbox.bwrap import MISSING_BWRAP
-from corral.sandbox.procs import NamespaceScope
+from corral.sandbox.procs import NamespaceScope, label_owner, owner_token
 from corral.sandbox.workspace import _rmtree, create, diff, prepare, reap_orphans
 
 from .conftest import LIMITS, make_repo
@@ -155,6 +155,20 @@ def test_orphaned_workspaces_are_reaped() -> None:
         live.remove()
         if orphan.root.exists():
             orphan.remove()
+
+
+def test_a_workspace_being_labelled_is_not_reaped(tmp_path: Path) -> None:
+    """The reaper runs in a thread beside a process's first sandbox starts: a label read
+    while it was written (an empty file) once took a live spawn room for an orphan and
+    unmounted it under a starting bwrap ("Can't find source path ... Permission denied")."""
+    root = tmp_path / "corral-being-made"
+    root.mkdir()
+    (root / "owner").write_text("")
+    assert reap_orphans(tmp_path) == [] and root.exists()
+    label_owner(root)  # the label appears whole, under its final name, in one step
+    assert (root / "owner").read_text() == owner_token()
+    assert sorted(p.name for p in root.iterdir()) == ["owner"]
+    assert reap_orphans(tmp_path) == [] and root.exists()
 
 
 def test_removing_a_workspace_never_touches_its_parent(tmp_path: Path) -> None:
