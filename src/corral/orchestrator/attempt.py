@@ -3,7 +3,8 @@
 Beside the agent run, the process's lease keeper renews the lease (fenced by the token,
 one write for all attempts); on each beat the attempt checks for progress (a new event)
 and cancellation. A zombie, a cancelled task or a lost lease cancels the run, which
-closes the sandbox and so kills its whole process tree.
+closes the sandbox and so kills its whole process tree; a cancel or a lost lease while
+the finished run is being delivered stops the delivery.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import functools
 import json
 import logging
 import time
@@ -123,6 +123,10 @@ class _Runner:
         self.last_progress = time.monotonic()
         self.next_seq = 0
         self.stop: _Stop | None = None
+        # What a heartbeat stops: the agent's run, then its delivery (a cancel or a lost
+        # lease during a push or a PR call must not be dropped).
+        self.current: asyncio.Future[Any] | None = None
+        self.delivering = False
 
     def _progress(self, event: Event) -> None:
         self.last_progress = time.monotonic()
@@ -172,7 +176,8 @@ class _Runner:
                 policy=policy, approved=(self.task.result or {}).get("approved", ()),
             )
         )  # fmt: skip
-        self.keeper.keep(self.lease, functools.partial(self._on_beat, main))
+        self.current = main
+        self.keeper.keep(self.lease, self._on_beat)
         try:
             try:
                 out = await main
@@ -215,25 +220,43 @@ class _Runner:
             )
         ]  # fmt: skip
 
-    def _on_beat(self, main: asyncio.Task[object], held: bool, cancel: bool) -> None:
-        """After each heartbeat: stop the run if the lease is lost, the task cancelled, or
-        nothing has happened for too long."""
-        if main.done() or self.stop is not None:
+    def _on_beat(self, held: bool, cancel: bool) -> None:
+        """After each heartbeat: stop the run (or its delivery) if the lease is lost or the
+        task cancelled; stop the run if nothing has happened for too long (a delivery has
+        its own time limit)."""
+        current = self.current
+        if current is None or current.done() or self.stop is not None:
             return
         idle = time.monotonic() - self.last_progress
+        during = " during its delivery" if self.delivering else ""
         if not held:
-            self.stop = _Stop("lease_lost", "the lease was lost (another worker took over)")
+            self.stop = _Stop(
+                "lease_lost", f"the lease was lost{during} (another worker took over)"
+            )
         elif cancel:
-            self.stop = _Stop("cancelled", "cancelled on request")
-        elif idle > self.settings.zombie_after_s:
+            self.stop = _Stop("cancelled", f"cancelled on request{during}")
+        elif idle > self.settings.zombie_after_s and not self.delivering:
             self.stop = _Stop("zombie", f"zombie: no progress for {idle:.0f}s; killed")
         if self.stop is not None:
             self.keeper.release(self.lease)
-            main.cancel()
+            current.cancel()
 
-    async def _stopped(self, stop: _Stop) -> None:
+    async def _stopped(
+        self, stop: _Stop, ran: RunOutcome | None = None, patch: str | None = None
+    ) -> None:
+        """`ran`: the agent's run had ended (its delivery was stopped); its steps, cost
+        and `patch` stay on the attempt."""
         if stop.why == "lease_lost":
+            log.warning("attempt %s: %s", self.lease.attempt_id, stop.reason)
             return  # the new holder owns the task now; any write of ours would be fenced out
+        if ran is not None:  # the run's own end is logged; a delivery has no event of its own
+            await self.store.finish_attempt(
+                self.lease, status=RunStatus.failed, reason=stop.reason,
+                error_kind=ErrorKind.final, steps=ran.steps, cost_usd=ran.cost_usd,
+                patch_path=patch, task_state=TaskState.cancelled,
+                result={"reason": stop.reason, "patch": patch},
+            )  # fmt: skip
+            return
         with contextlib.suppress(CorralError):
             await self.store.append(
                 AttemptEnded(
@@ -265,12 +288,21 @@ class _Runner:
                 result = {"reason": outcome.reason, "patch": patch}
                 await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
                 return
+            delivery = asyncio.ensure_future(
+                deliver(
+                    self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
+                    home=self.settings.home,
+                )
+            )  # fmt: skip
+            self.current, self.delivering = delivery, True
             try:
                 async with asyncio.timeout(self.settings.delivery_timeout_s):
-                    done = await deliver(
-                        self.store, self.task, attempt_id=self.lease.attempt_id, diff=diff,
-                        home=self.settings.home,
-                    )  # fmt: skip
+                    done = await delivery
+            except asyncio.CancelledError:
+                if self.stop is None:
+                    raise  # we are being shut down ourselves
+                await self._stopped(self.stop, outcome, patch)
+                return
             except TimeoutError:
                 limit = self.settings.delivery_timeout_s
                 await self._finish_failed(

@@ -35,7 +35,25 @@ async def _hang(store: Store, task: TaskRow, attempt_id: str, diff: str, home: P
     await asyncio.sleep(3600)
 
 
-async def _run(tmp_path: Path, kind: str, **settings: Any) -> tuple[Store, dict[str, Any]]:
+stopped: list[str] = []
+delivering: list[asyncio.Event] = []  # the running test's, made on its loop
+
+
+async def _waits(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
+    calls.append(attempt_id)
+    for event in delivering:
+        event.set()
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        stopped.append(attempt_id)
+        raise
+    return {"late": True}
+
+
+async def _run(
+    tmp_path: Path, kind: str, during: Any = None, **settings: Any
+) -> tuple[Store, dict[str, Any]]:
     calls.clear()
     repo = tmp_path / "r"
     repo.mkdir()
@@ -47,7 +65,10 @@ async def _run(tmp_path: Path, kind: str, **settings: Any) -> tuple[Store, dict[
     cid = await create_from_file(store, campaign_file(tmp_path / "c.yaml",
                                                       {"name": "a", "tasks": tasks}))  # fmt: skip
     base = {"home": tmp_path / ".corral", "poll_s": 0.05, "heartbeat_s": 0.2}
-    return store, await run_campaign(store, cid, WorkerSettings(**(base | settings)))
+    run = asyncio.ensure_future(run_campaign(store, cid, WorkerSettings(**(base | settings))))
+    if during is not None:
+        await during(store)
+    return store, await run
 
 
 async def test_a_slow_delivery_keeps_its_lease(tmp_path: Path) -> None:
@@ -57,6 +78,44 @@ async def test_a_slow_delivery_keeps_its_lease(tmp_path: Path) -> None:
         (task,) = status["tasks"]
         assert task["state"] == "succeeded" and task["attempts"] == 1, status
         assert len(calls) == 1
+    finally:
+        await store.close()
+
+
+async def test_a_slow_delivery_is_no_zombie(tmp_path: Path) -> None:
+    """Nothing happens in the agent's log while it delivers: that is not a hung agent."""
+    register_delivery("test-slow", _slow)
+    store, status = await _run(tmp_path, "test-slow", zombie_after_s=0.5)
+    try:
+        (task,) = status["tasks"]
+        assert task["state"] == "succeeded" and task["attempts"] == 1, status
+    finally:
+        await store.close()
+
+
+async def test_a_cancel_during_the_delivery_stops_it(tmp_path: Path) -> None:
+    """It was dropped: the run had ended, so no heartbeat looked at the task any more, and
+    the delivery (a push, a PR) went on and the task ended succeeded."""
+    register_delivery("test-waits", _waits)
+    stopped.clear()
+    delivering[:] = [asyncio.Event()]
+
+    async def cancel_once_delivering(store: Store) -> None:
+        await asyncio.wait_for(delivering[0].wait(), 60)
+        (task,) = await store.tasks()
+        assert await store.request_cancel([task.id]) == 1
+
+    store, status = await asyncio.wait_for(_run(tmp_path, "test-waits", cancel_once_delivering), 60)
+    try:
+        (task,) = status["tasks"]
+        assert task["state"] == "cancelled" and task["attempts"] == 1, status
+        assert stopped == calls  # the delivery itself was interrupted
+        row = await store.get_task(task["id"])
+        assert row.result["reason"] == "cancelled on request during its delivery"
+        (attempt,) = await store.attempts_of(task["id"])
+        assert attempt["steps"] > 0 and attempt["patch_path"]  # the run's own work is kept
+        patch = await asyncio.to_thread(Path(attempt["patch_path"]).read_text)
+        assert "+b" in patch
     finally:
         await store.close()
 
