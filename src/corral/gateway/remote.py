@@ -12,6 +12,7 @@ fallbacks and recording then apply once, for the whole fleet.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -121,6 +122,9 @@ class RemoteModel:
         self.context_window = context_window
         self._grant = grant
         self._token: str | None = None
+        # The service's answer outlives a call cancelled while it waited (the attempt was
+        # stopped): `aclose` then still learns the token and revokes it.
+        self._issuing: asyncio.Future[str] | None = None
 
     async def complete(self, messages: Sequence[Message], tools: Sequence[ToolSpec]) -> Completion:
         try:
@@ -138,7 +142,14 @@ class RemoteModel:
         self, messages: Sequence[Message], tools: Sequence[ToolSpec]
     ) -> tuple[Completion, dict[str, str]]:
         if self._token is None:  # asked on first use: building the model stays synchronous
-            self._token = await self.service.issue(self.scope, **self._grant)
+            if self._issuing is None:
+                self._issuing = asyncio.ensure_future(self.service.issue(self.scope, **self._grant))
+            issuing = self._issuing
+            try:
+                self._token = await asyncio.shield(issuing)
+            finally:
+                if issuing.done() and self._issuing is issuing:
+                    self._issuing = None
         upstream = self.service.upstream(self.deployment, self.context_window)
         try:
             # max_tokens 0: the deployment's own limit, set in the service's config.
@@ -152,5 +163,9 @@ class RemoteModel:
 
     async def aclose(self) -> None:
         token, self._token = self._token, None
+        issuing, self._issuing = self._issuing, None
+        if token is None and issuing is not None:
+            with contextlib.suppress(Exception):
+                token = await issuing
         if token is not None:
             await self.service.revoke(token)

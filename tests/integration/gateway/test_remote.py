@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,6 +52,35 @@ async def test_a_remote_attempt_is_charged_to_its_own_scope(
     token = model._token
     await model.aclose()
     assert token is not None and face.grants.lookup(token) is None
+    await client.aclose()
+
+
+async def test_a_token_issued_to_a_cancelled_call_is_revoked(
+    service: tuple[Face, Path, Path],
+) -> None:
+    """The attempt was stopped while the service issued its token: the answer still
+    arrives, and closing the model revokes the token instead of leaving it valid."""
+    face, public, admin = service
+    client = GatewayService(public, admin)
+    real_issue = client.issue
+    issued: list[str] = []
+
+    async def slow_issue(*args: Any, **kwargs: Any) -> str:
+        await asyncio.sleep(0.3)
+        issued.append(await real_issue(*args, **kwargs))
+        return issued[-1]
+
+    client.issue = slow_issue  # type: ignore[method-assign]
+    before = len(face.grants)
+    model = client.model("d", BudgetScope(attempt="stopped"))
+    call = asyncio.ensure_future(model.complete(ask(), []))
+    await asyncio.sleep(0.1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await model.aclose()
+    assert len(issued) == 1 and face.grants.lookup(issued[0]) is None
+    assert len(face.grants) == before
     await client.aclose()
 
 
