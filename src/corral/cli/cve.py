@@ -237,6 +237,9 @@ def register(app: typer.Typer) -> None:
 def register_hooks() -> None:
     """Plug the cve workflow's `playbook:cve` model and PR delivery into the orchestrator
     (idempotent). The main CLI calls this before any command runs."""
-    from corral.workflows.cve.deliver import register as register_workflow
+    from corral.orchestrator.hooks import register_workflow
 
-    register_workflow()
+    # Loaded when first needed (the names are checked against the module in the tests).
+    register_workflow(
+        "corral.workflows.cve.deliver", model_prefixes=["playbook:cve"], kinds=["cve"]
+    )

@@ -145,6 +145,11 @@ def register(app: typer.Typer) -> None:
 
 def register_hooks() -> None:
     """Plug the refactor workflow's playbook model and delivery into the orchestrator."""
-    from corral.workflows.refactor.deliver import register as register_workflow
+    from corral.orchestrator.hooks import register_workflow
 
-    register_workflow()
+    # Loaded when first needed (the names are checked against the module in the tests).
+    register_workflow(
+        "corral.workflows.refactor.deliver",
+        model_prefixes=["playbook:refactor"],
+        kinds=["refactor"],
+    )

@@ -45,6 +45,56 @@ def test_help_loads_no_heavy_module(fresh_python: Callable[[str], str]) -> None:
     assert out.strip() == "[]"
 
 
+def test_a_commands_help_loads_no_store_workflow_or_provider_client(
+    fresh_python: Callable[[str], str],
+) -> None:
+    """Its callback installs log redaction and names the workflows' hooks: it used to load
+    the whole orchestrator, the store and both workflows with them (~0.5 s a command)."""
+    heavy = ("sqlalchemy", "httpx", "litellm", "corral.store", "corral.workflows",
+             "corral.gateway", "corral.sandbox", "corral.orchestrator.run")  # fmt: skip
+    out = fresh_python(
+        "import sys; from typer.testing import CliRunner; from corral.cli.main import app; "
+        "r = CliRunner().invoke(app, ['events', '--help']); "
+        "assert r.exit_code == 0 and 'ATTEMPT' in r.output.upper(), r.output; "
+        f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+    )
+    assert out.strip() == "[]"
+
+
+def test_the_workflows_hooks_named_by_the_cli_are_the_ones_they_register(
+    fresh_python: Callable[[str], str],
+) -> None:
+    """The CLI names each workflow's model prefix and task kind without importing it;
+    loading the workflow on first use must register exactly those."""
+    out = fresh_python(
+        "import sys; from corral.cli.cve import register_hooks as cve; "
+        "from corral.cli.refactor import register_hooks as refactor; "
+        "from corral.orchestrator import hooks; cve(); refactor(); "
+        "named = (sorted(hooks._lazy_models), sorted(hooks._lazy_deliveries)); "
+        "loaded = [m for m in sys.modules if m.startswith('corral.workflows')]; "
+        "d = hooks.delivery_for('cve'), hooks.delivery_for('refactor'); "
+        "from corral.workflows.cve.deliver import deliver_pr; "
+        "from corral.workflows.refactor.deliver import deliver; "
+        "assert d == (deliver_pr, deliver), d; "
+        "print(named, loaded, sorted(hooks._models), sorted(hooks._deliveries), "
+        "hooks._lazy_models, hooks._lazy_deliveries)"
+    )
+    assert out.strip() == (
+        "(['playbook:cve', 'playbook:refactor'], ['cve', 'refactor']) [] "
+        "['playbook:cve', 'playbook:refactor'] ['cve', 'refactor'] {} {}"
+    )
+
+
+def test_the_policy_packages_lazy_names_all_resolve() -> None:
+    import corral.orchestrator as orchestrator
+    import corral.orchestrator.policy as policy
+
+    assert sorted(policy.__all__) == sorted(policy._MODULE)
+    for package in (policy, orchestrator):
+        for name in package.__all__:
+            assert getattr(package, name).__name__ == name
+
+
 def test_a_command_first_installs_log_redaction_and_the_workflows_hooks(
     fresh_python: Callable[[str], str],
 ) -> None:
