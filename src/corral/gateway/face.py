@@ -7,7 +7,8 @@ budgets, fallbacks and recording apply exactly as for in-process agents.
 
 Public routes: POST /v1/chat/completions (JSON, or `stream: true` as one SSE burst),
 GET /v1/models. Admin routes (serve them on a separate socket the sandbox cannot see):
-POST /admin/tokens, POST /admin/tokens/revoke, PUT /admin/budgets, GET /admin/budgets,
+POST /admin/tokens, POST /admin/tokens/revoke, POST /admin/route (the config's routing
+rules, for workers that hold no config), PUT /admin/budgets, GET /admin/budgets,
 GET /admin/stats.
 """
 
@@ -30,6 +31,7 @@ from corral.gateway.budget import BudgetScope
 from corral.gateway.decoded import Decoded
 from corral.gateway.gateway import Gateway
 from corral.gateway.http11 import HttpRequest, HttpResponse, HttpServer
+from corral.gateway.routing import TaskInfo
 from corral.models import ContextWindowExceeded
 from corral.models.openai_format import completion_to_openai, one_line
 
@@ -237,6 +239,8 @@ class Face:
         try:
             if route == ("POST", "/admin/tokens"):
                 return await self._admin_issue(body)
+            if route == ("POST", "/admin/route"):
+                return _json(200, self._route(body).model_dump(mode="json"))
             if route == ("POST", "/admin/tokens/revoke"):
                 return _json(200, {"revoked": self.grants.revoke(str(body.get("token", "")))})
             if route == ("PUT", "/admin/budgets"):
@@ -249,9 +253,16 @@ class Face:
                 return _json(200, {"budgets": await self._budgets()})
             if route == ("GET", "/admin/stats"):
                 return _json(200, dataclasses.asdict(self.gateway.stats))
-        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+        except ConfigError as exc:
+            return _error(400, one_line(str(exc)), "invalid_request_error")
+        except (KeyError, TypeError, ValueError) as exc:
             return _error(400, one_line(f"{type(exc).__name__}: {exc}"), "invalid_request_error")
         return _error(404, f"no route {request.method} {request.path}", "invalid_request_error")
+
+    def _route(self, body: dict[str, Any]) -> Any:
+        if not self.gateway.config.routes:
+            raise ConfigError("model 'route' needs routes in the gateway service's config")
+        return self.gateway.route(TaskInfo.model_validate(body))
 
     async def _admin_issue(self, body: dict[str, Any]) -> HttpResponse:
         raw = body.get("scope") or {}

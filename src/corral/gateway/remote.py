@@ -18,10 +18,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from corral.domain import Completion, Message, ToolSpec
+from corral.domain import Completion, ConfigError, Message, ToolSpec
 from corral.domain.errors import BudgetExceeded, ProviderError, RateLimited
 from corral.gateway.budget import BudgetScope
 from corral.gateway.face import COST_HEADER
+from corral.gateway.routing import RouteDecision, TaskInfo
 from corral.gateway.upstream import _MAX_HEAD, HttpUpstream, _read_response
 from corral.models.openai_format import one_line
 
@@ -79,17 +80,31 @@ class GatewayService:
             body["ttl_s"] = ttl_s
         return str((await self._admin("POST", "/admin/tokens", body))["token"])
 
+    async def route(self, task: TaskInfo) -> RouteDecision:
+        """The service's routing rules applied to this task (a worker holds no config)."""
+        try:
+            answer = await self._admin("POST", "/admin/route", task.model_dump(mode="json"))
+        except ProviderError as exc:
+            if exc.status == 400:  # no rule for it: the config's fault, not the service's
+                raise ConfigError(str(exc)) from None
+            raise
+        return RouteDecision.model_validate(answer)
+
     async def revoke(self, token: str) -> None:
         await self._admin("POST", "/admin/tokens/revoke", {"token": token})
 
     def model(
-        self, deployment: str, scope: BudgetScope, *, context_window: int = 128_000,
+        self, target: str | RouteDecision, scope: BudgetScope, *, context_window: int = 128_000,
         budgets: Mapping[str, float] | None = None, ttl_s: float | None = None,
         priority: int = 0,
     ) -> RemoteModel:  # fmt: skip
-        """An attempt's model; its token is asked for on the first call."""
-        grant = {"models": [deployment], "budgets": budgets, "ttl_s": ttl_s, "priority": priority}
-        return RemoteModel(self, deployment, scope, context_window, grant)
+        """An attempt's model: one deployment, or a route's models in fallback order. Its
+        token is asked for on the first call."""
+        models = list(target.models) if isinstance(target, RouteDecision) else [target]
+        grant = {"models": models, "budgets": budgets, "ttl_s": ttl_s, "priority": priority}
+        # "auto": the service tries the token's models in order (its fallbacks).
+        deployment = "auto" if isinstance(target, RouteDecision) else target
+        return RemoteModel(self, deployment, scope, context_window, grant, name=",".join(models))
 
     def upstream(self, deployment: str, context_window: int) -> HttpUpstream:
         """One keep-alive connection pool per deployment, shared by every attempt."""
@@ -113,12 +128,12 @@ class RemoteModel:
 
     def __init__(
         self, service: GatewayService, deployment: str, scope: BudgetScope,
-        context_window: int, grant: Mapping[str, Any],
+        context_window: int, grant: Mapping[str, Any], *, name: str | None = None,
     ) -> None:  # fmt: skip
         self.service = service
         self.deployment = deployment
         self.scope = scope
-        self.name = f"gateway:{deployment}"
+        self.name = f"gateway:{name or deployment}"
         self.context_window = context_window
         self._grant = grant
         self._token: str | None = None

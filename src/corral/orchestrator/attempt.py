@@ -27,6 +27,7 @@ from corral.domain import (
     CorralError,
     ErrorKind,
     Event,
+    ProviderError,
     RouteDecided,
     RunStatus,
     TaskState,
@@ -156,7 +157,9 @@ class _Runner:
             )
         except CorralError as e:
             await self._close_channel()
-            await self._finish_failed(f"{e.__class__.__name__}: {e}", ErrorKind.final)
+            # An unreachable provider or gateway service may come back; bad input will not.
+            kind = ErrorKind.retryable if isinstance(e, ProviderError) else ErrorKind.final
+            await self._finish_failed(f"{e.__class__.__name__}: {e}", kind)
             return
         config = AgentConfig(
             limits=AgentLimits(

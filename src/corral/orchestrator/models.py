@@ -3,7 +3,8 @@
 Provider models (PROVIDER/MODEL, openai-compatible:URL#MODEL) are called through the
 gateway, so rate limits and budgets hold across the whole fleet: one configured gateway
 (`--gateway FILE`, with routes), or one built per model spec on first use, all sharing
-one budget ledger. `model: route` lets the gateway's routing rules choose. Per-attempt
+one budget ledger; or a gateway service shared by several workers (`--gateway-socket`).
+`model: route` lets the gateway's (or the service's) routing rules choose. Per-attempt
 models that call no provider (scripted, playbook, replay) are built fresh per attempt:
 they hold state (their next turn) that must not be shared.
 """
@@ -37,6 +38,13 @@ ROUTE = "route"
 
 def is_provider_spec(spec: str) -> bool:
     return not (spec == ROUTE or spec.startswith("scripted:") or is_registered(spec))
+
+
+def route_info(task: TaskRow, lease: Lease, repo_files: int | None) -> TaskInfo:
+    """What routing may look at, for this attempt."""
+    return TaskInfo(
+        kind=task.kind, labels=task.spec.labels, attempt=lease.number, repo_files=repo_files
+    )
 
 
 @dataclass
@@ -86,23 +94,21 @@ class FleetModels:
             attempt=lease.attempt_id, task=task.id, campaign=campaign.id, team=campaign.team
         )
         deadline = time.monotonic() + task.spec.timeout_s
-        if self.service is not None and spec == ROUTE:
-            raise ConfigError("model 'route' is not served through a gateway service yet")
-        if self.service is not None and is_provider_spec(spec):
+        if self.service is not None and (spec == ROUTE or is_provider_spec(spec)):
             usd = campaign.budget_usd
             budgets = {f"campaign:{campaign.id}": usd} if usd is not None else None
+            decision = None
+            if spec == ROUTE:
+                decision = await self.service.route(route_info(task, lease, repo_files))
             remote = self.service.model(
-                spec, scope, budgets=budgets, ttl_s=task.spec.timeout_s, priority=task.priority
-            )
-            return remote, None
+                decision or spec, scope, budgets=budgets, ttl_s=task.spec.timeout_s,
+                priority=task.priority,
+            )  # fmt: skip
+            return remote, decision
         if spec == ROUTE:
             if self.gateway is None or not self.gateway.config.routes:
                 raise ConfigError("model 'route' needs a gateway config with routes (--gateway)")
-            info = TaskInfo(
-                kind=task.kind, labels=task.spec.labels, attempt=lease.number,
-                repo_files=repo_files,
-            )  # fmt: skip
-            decision = self.gateway.route(info)
+            decision = self.gateway.route(route_info(task, lease, repo_files))
             model = self.gateway.model(
                 decision, scope=scope, priority=task.priority, deadline=deadline
             )

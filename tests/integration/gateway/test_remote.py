@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from corral.domain import ProviderError
+from corral.domain import ConfigError, ProviderError
 from corral.domain.errors import BudgetExceeded
-from corral.gateway import BudgetScope, Face, Gateway
+from corral.gateway import BudgetScope, Face, Gateway, TaskInfo
 from corral.gateway.face import serve_face
 from corral.gateway.remote import GatewayService
 from corral.testing import FakeProvider
@@ -20,21 +21,27 @@ from corral.testing import FakeProvider
 from .conftest import ask, config, deployment
 
 
-@pytest.fixture
-async def service(tmp_path: Path) -> AsyncIterator[tuple[Face, Path, Path]]:
+@contextlib.asynccontextmanager
+async def _serving(tmp_path: Path, gw: Gateway) -> AsyncIterator[tuple[Face, Path, Path]]:
     public, admin = tmp_path / "gw.sock", tmp_path / "gw.admin"
-    async with FakeProvider() as fp:
-        gw = Gateway(config(deployment("d", fp)), env={})
-        face = Face(gw)
-        ready = asyncio.Event()
-        serving = asyncio.create_task(
-            serve_face(face, str(public), admin_path=str(admin), on_ready=lambda _: ready.set())
-        )
-        await ready.wait()
+    face = Face(gw)
+    ready = asyncio.Event()
+    serving = asyncio.create_task(
+        serve_face(face, str(public), admin_path=str(admin), on_ready=lambda _: ready.set())
+    )
+    await ready.wait()
+    try:
         async with gw:
             yield face, public, admin
+    finally:
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
+
+
+@pytest.fixture
+async def service(tmp_path: Path) -> AsyncIterator[tuple[Face, Path, Path]]:
+    async with FakeProvider() as fp, _serving(tmp_path, Gateway(config(deployment("d", fp)))) as s:
+        yield s
 
 
 async def test_a_remote_attempt_is_charged_to_its_own_scope(
@@ -156,3 +163,47 @@ async def test_an_admin_socket_that_hangs_up_is_one_clear_error(tmp_path: Path) 
             await client.issue(BudgetScope(attempt="x"))
     finally:
         server.close()
+
+
+ROUTES = [
+    {"name": "fixes", "profile": "default", "match": {"kind": "cve"}, "models": ["cheap", "strong"]}
+]
+
+
+async def test_a_worker_routes_through_the_service_and_falls_back_there(tmp_path: Path) -> None:
+    """`model: route` with a shared service: the service's rules choose, and its fallbacks
+    (here: past a deployment that keeps failing) apply to the attempt's calls."""
+    async with (
+        FakeProvider(respond=lambda r: 500) as bad,
+        FakeProvider() as good,
+    ):
+        cfg = config(
+            deployment("cheap", bad), deployment("strong", good), routes=ROUTES,
+            transient_retries=0,
+        )  # fmt: skip
+        async with _serving(tmp_path, Gateway(cfg, env={})) as (face, public, admin):
+            client = GatewayService(public, admin)
+            decision = await client.route(TaskInfo(kind="cve", attempt=1))
+            assert decision.rule == "fixes" and decision.models == ("cheap", "strong")
+            escalated = await client.route(TaskInfo(kind="cve", attempt=2))
+            assert escalated.models == ("strong", "cheap")  # a retry escalates
+            model = client.model(decision, BudgetScope(attempt="r1"))
+            assert model.name == "gateway:cheap,strong"
+            done = await model.complete(ask(), [])
+            assert done.tool_calls and done.cost_usd > 0
+            assert bad.stats.requests == 1 and good.stats.completed == 1
+            assert face.gateway.stats.fallbacks == 1
+            assert (await face.gateway.ledger.state("attempt:r1")).spent_usd > 0
+            # A task no rule matches is the config's fault: a one-line ConfigError.
+            with pytest.raises(ConfigError, match=r"no route matches task kind='docs'"):
+                await client.route(TaskInfo(kind="docs"))
+            await model.aclose()
+            await client.aclose()
+
+
+async def test_routing_through_a_service_without_routes_is_one_clear_error(
+    service: tuple[Face, Path, Path],
+) -> None:
+    _, public, admin = service
+    with pytest.raises(ConfigError, match=r"needs routes in the gateway service's config$"):
+        await GatewayService(public, admin).route(TaskInfo(kind="cve"))

@@ -3,15 +3,19 @@ and `model: route` records the routing decision as an event."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import yaml
 from tests.integration.orchestrator.conftest import make_repo
 
 from corral.domain import RouteDecided
-from corral.gateway import Deployment, Gateway, GatewayConfig, Price, RouteRule
+from corral.gateway import Deployment, Face, Gateway, GatewayConfig, Price, RouteRule
+from corral.gateway.face import serve_face
+from corral.gateway.remote import GatewayService
 from corral.orchestrator.campaigns import create_from_file, run_campaign
 from corral.orchestrator.models import FleetModels
+from corral.orchestrator.retry import RetryPolicy
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store
 from corral.testing import FakeProvider
@@ -54,6 +58,54 @@ async def test_route_decision_is_recorded_and_calls_go_through_the_gateway(
     assert isinstance(events[0], RouteDecided)
     assert events[0].rule == "everything" and events[0].models == ("fake",)
     assert events[1].type == "attempt_started"
+    await store.close()
+
+
+async def test_route_through_a_shared_gateway_service(tmp_path: Path) -> None:
+    """Workers that share a service (`--gateway-socket`) hold no gateway config: the
+    service's rules route the task, and the decision is recorded all the same."""
+    store = await Store.open(home=tmp_path / ".corral")
+    public, admin = tmp_path / "gw.sock", tmp_path / "gw.admin"
+    with FakeProvider() as fp:
+        gw = _gateway(fp.base_url, price=1.0)
+        ready = asyncio.Event()
+        serving = asyncio.create_task(
+            serve_face(Face(gw), str(public), admin_path=str(admin), on_ready=lambda _: ready.set())
+        )
+        await ready.wait()
+        tasks = [{"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+                  "model": "route", "sandbox": "local"}]  # fmt: skip
+        cid = await create_from_file(store, _file(tmp_path, tasks))
+        settings = SETTINGS.model_copy(update={"home": tmp_path / ".corral"})
+        models = FleetModels(service=GatewayService(public, admin))
+        status = await run_campaign(store, cid, settings, models=models)
+        serving.cancel()
+        await asyncio.gather(serving, return_exceptions=True)
+        await gw.aclose()
+        assert status["tasks"][0]["state"] == "succeeded", status
+        assert gw.stats.calls == 1 and len(fp.requests) == 1
+    attempt = (await store.attempts_of(status["tasks"][0]["id"]))[0]
+    events = await store.events(attempt["id"])
+    assert isinstance(events[0], RouteDecided)
+    assert events[0].rule == "everything" and events[0].models == ("fake",)
+    assert attempt["cost_usd"] > 0  # the service's charge, reported back to the worker
+    await store.close()
+
+
+async def test_an_unreachable_service_is_retried_not_a_final_failure(tmp_path: Path) -> None:
+    """The service may be restarting: routing that cannot reach it retries the task."""
+    store = await Store.open(home=tmp_path / ".corral")
+    tasks = [{"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+              "model": "route", "sandbox": "local", "max_attempts": 2}]  # fmt: skip
+    cid = await create_from_file(store, _file(tmp_path, tasks))
+    settings = SETTINGS.model_copy(
+        update={"home": tmp_path / ".corral", "retry": {"default": RetryPolicy(base_s=0.05)}}
+    )
+    models = FleetModels(service=GatewayService(tmp_path / "gone.sock", tmp_path / "gone.admin"))
+    status = await run_campaign(store, cid, settings, models=models)
+    (task,) = status["tasks"]
+    assert task["state"] == "failed" and task["attempts"] == 2, task
+    assert "cannot connect" in task["reason"]
     await store.close()
 
 
