@@ -26,14 +26,14 @@ from corral.domain import SandboxError
 from corral.sandbox.procs import owner_alive
 from corral.sandbox.workspace import remove_root
 
-IMAGE_VERSION = 1
+IMAGE_VERSION = 2
 IMAGE = f"corral-sandbox:bookworm-{IMAGE_VERSION}"
 LABEL = "corral"
 MISSING_DOCKER = (
     "no Docker engine answers: run `sudo scripts/setup-docker.sh` "
     "(installs docker.io and starts dockerd)"
 )
-_PACKAGES = "python3,git,ca-certificates"
+_PACKAGES = "python3,git,ca-certificates,curl"
 _TRIM = ("usr/share/doc", "usr/share/man", "usr/share/info", "usr/share/locale",
          "var/cache/apt/archives", "var/lib/apt/lists")  # fmt: skip
 
@@ -135,9 +135,25 @@ async def prepare_image(
             "import", str(root), docker_cli() or "docker", tag,
         )  # fmt: skip
         say(f"image {tag} built")
+        for old in await drop_old_images(tag):
+            say(f"removed the previous image {old}")
         return True
     finally:
         await asyncio.to_thread(shutil.rmtree, work, True)
+
+
+async def drop_old_images(keep: str) -> list[str]:
+    """Earlier versions of our image (~200 MB each) once a new one is built; one still
+    used by a container stays."""
+    out = await docker("images", "--filter", "label=corral.image=1",
+                       "--format", "{{.Repository}}:{{.Tag}}")  # fmt: skip
+    dropped = []
+    for name in out.split():
+        if name != keep and not name.endswith(":<none>"):
+            with contextlib.suppress(SandboxError):
+                await docker("rmi", name)
+                dropped.append(name)
+    return dropped
 
 
 def _customise(root: Path) -> None:

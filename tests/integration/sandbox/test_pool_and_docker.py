@@ -47,6 +47,23 @@ async def test_pool_claim_gives_a_loaded_sandbox(kind: str, repo: Path) -> None:
             await sb.close()
 
 
+@pytest.mark.parametrize("kind", ["bwrap", "docker"])
+async def test_the_tools_an_agent_reaches_for_are_there(kind: str, repo: Path) -> None:
+    """The same commands work whichever sandbox a task names (the docker image was built
+    without curl, so a task's `curl` through its egress profile failed only there)."""
+    if kind == "docker":
+        require_docker()
+    sb = open_sandbox(kind, repo, limits=LIMITS)
+    await sb.start()
+    try:
+        found = await sb.exec(
+            "for t in git python3 curl; do command -v $t >/dev/null || echo $t; done", 10
+        )
+        assert found.exit_code == 0 and found.output == "", f"missing in {kind}: {found.output}"
+    finally:
+        await sb.close()
+
+
 async def test_docker_labels_ls_and_gc(repo: Path) -> None:
     require_docker()
     sb = DockerSandbox(repo, limits=LIMITS, attempt_id="att-ls-1")
@@ -69,6 +86,16 @@ async def test_docker_labels_ls_and_gc(repo: Path) -> None:
     finally:
         await sb.close()
     assert sb.container_id not in {c.id for c in await docker_engine.list_containers()}
+
+
+async def test_a_new_image_replaces_the_old_ones() -> None:
+    require_docker()
+    await docker_engine.prepare_image()
+    old = "corral-sandbox:bookworm-0"
+    await docker_engine.docker("tag", docker_engine.IMAGE, old)  # as an earlier version left it
+    assert old in await docker_engine.drop_old_images(docker_engine.IMAGE)
+    assert not await docker_engine.image_exists(old)
+    assert await docker_engine.image_exists(docker_engine.IMAGE)
 
 
 def test_prepare_docker_is_cached() -> None:
