@@ -247,6 +247,11 @@ def test_js_imports_of_data_files_and_odd_python_imports_are_no_edges(tmp_path: 
         "b/tests/test_x.py": "import helpers\nold_call()\n",  # its own dir's helpers
         "src/ns/lib/core.py": "old_call()\n",  # a namespace package
         "src/ns/app.py": "from ns.lib import core\nold_call()\n",
+        # relative imports in a namespace package: by the files' places
+        "src/ns/lib/util.py": "from . import core\nfrom .core import old_call\nold_call()\n",
+        "src/ns/lib/deep/x.py": "from ..util import f\nfrom .. import core, nothing\nold_call()\n",
+        "src/ns/top.py": "from ... import zz\nfrom .lib.deep import x\nold_call()\n",
+        "src/ns/far.py": "from .... import zz\nold_call()\n",  # above the repo
     })  # fmt: skip
     paths = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
     graph = import_graph(repo, paths)
@@ -254,4 +259,8 @@ def test_js_imports_of_data_files_and_odd_python_imports_are_no_edges(tmp_path: 
     assert graph["pkg/mod.py"] == set()
     assert graph["b/tests/test_x.py"] == {"b/tests/helpers.py"}
     assert graph["src/ns/app.py"] == {"src/ns/lib/core.py"}
-    assert make_plan(repo, spec()).files == 8  # and planning it does not crash
+    assert graph["src/ns/lib/util.py"] == {"src/ns/lib/core.py"}
+    assert graph["src/ns/lib/deep/x.py"] == {"src/ns/lib/util.py", "src/ns/lib/core.py"}
+    assert graph["src/ns/top.py"] == {"zz.py", "src/ns/lib/deep/x.py"}
+    assert graph["src/ns/far.py"] == set()
+    assert make_plan(repo, spec()).files == 12  # and planning it does not crash

@@ -4,7 +4,8 @@ Python and JavaScript/TypeScript are read; other files have no edges (level 0).
 
 A file's module name comes from its package: the dirs above it that hold an
 `__init__.py` (so `src/pkg/mod.py` is `pkg.mod`); a file outside any package is its
-path with dots. Imports are read from the syntax tree (relative ones included); one
+path with dots. Imports are read from the syntax tree (relative ones included: in a
+namespace package, with no `__init__.py` to name it, by the files' places); one
 that names no file of the repo (the standard library, a dependency) is no edge. Only
 the module an import names counts, not the package inits Python runs on the way: a
 package whose `__init__` re-exports its modules would otherwise be one big cycle.
@@ -56,6 +57,40 @@ def _package(path: str, index_name: str) -> list[str]:
     return parts if path.endswith("__init__.py") else parts[:-1]
 
 
+def _in_package(here: str, files: frozenset[str]) -> bool:
+    return posixpath.join(here, "__init__.py") in files
+
+
+def _by_path(
+    here: str, level: int, module: str | None, names: list[str], files: frozenset[str]
+) -> set[str]:
+    """A relative import in a namespace package (no `__init__.py` above it) names files
+    by their place beside it: `from ..a import b` in `x/y/m.py` is `x/a/b.py` or `x/a.py`."""
+    up = here
+    for _ in range(level - 1):
+        if not up:
+            return set()  # above the repo
+        up = posixpath.dirname(up)
+    base = posixpath.join(up, *module.split(".")) if module else up
+    found: set[str] = set()
+    attributes = not names
+    for name in names:  # a submodule, or else an attribute of `module`
+        hit = _module_file(posixpath.join(base, name), files)
+        if hit is None:
+            attributes = True
+        else:
+            found.add(hit)
+    if attributes and module:
+        hit = _module_file(base, files)
+        if hit is not None:
+            found.add(hit)
+    return found
+
+
+def _module_file(base: str, files: frozenset[str]) -> str | None:
+    return next((c for c in (f"{base}.py", f"{base}/__init__.py") if c in files), None)
+
+
 def imports_of(
     path: str, source: str, index: dict[str, str], own: str, files: frozenset[str] = frozenset()
 ) -> set[str]:
@@ -78,11 +113,10 @@ def imports_of(
                 attributes = True
         if not attributes:
             return
-        beside = posixpath.join(here, module.replace(".", "/"))
-        for candidate in (f"{beside}.py", f"{beside}/__init__.py"):
-            if candidate in files:
-                found.add(candidate)
-                return
+        beside = _module_file(posixpath.join(here, module.replace(".", "/")), files)
+        if beside is not None:
+            found.add(beside)
+            return
         parts = module.split(".")
         while parts:  # `import a.b.c` runs a, a.b and a.b.c: the deepest known is enough
             hit = index.get(".".join(parts))
@@ -97,7 +131,9 @@ def imports_of(
                 add(alias.name, [])
         elif isinstance(node, ast.ImportFrom):
             names = [a.name for a in node.names if a.name != "*"]
-            if node.level:
+            if node.level and not _in_package(here, files):
+                found |= _by_path(here, node.level, node.module, names, files)
+            elif node.level:
                 base = _package(path, own)
                 if node.level - 1 >= len(base):
                     continue  # beyond the top package (Python refuses it too)
