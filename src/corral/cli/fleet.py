@@ -319,8 +319,10 @@ def retry(
     home: HomeOpt = Path(".corral"),
     store: StoreOpt = None,
 ) -> None:
-    """Give a failed, cancelled, rejected or skipped task another attempt (run by a worker
-    or `campaign resume`); what was skipped because of it waits for it again."""
+    """Give a failed, cancelled, rejected or skipped task another attempt.
+
+    A worker or `campaign resume` runs it; what its failure skipped waits for it again.
+    """
 
     from corral.domain import CorralError
 
