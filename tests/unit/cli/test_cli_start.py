@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Callable
 
+import pytest
+
 from corral.cli.audit import KINDS
 from corral.cli.fleet import FLEET_MODULES
 from corral.store.audit import KINDS as STORE_KINDS
@@ -36,26 +38,24 @@ def test_importing_the_cli_loads_no_heavy_module(fresh_python: Callable[[str], s
     assert out.strip() == "[]"
 
 
-def test_help_loads_no_heavy_module(fresh_python: Callable[[str], str]) -> None:
-    out = fresh_python(
-        "from typer.testing import CliRunner; from corral.cli.main import app; "
-        "r = CliRunner().invoke(app, ['--help']); "
-        f"assert r.exit_code == 0 and 'campaign' in r.output, r.output; {LOADED}"
-    )
-    assert out.strip() == "[]"
+# A command's help runs its callback, which installs log redaction and names the
+# workflows' hooks: that used to load the orchestrator, the store and both workflows
+# (~0.5 s a command).
+COMMAND_HEAVY = ("sqlalchemy", "httpx", "litellm", "corral.store", "corral.workflows",
+                 "corral.gateway", "corral.sandbox", "corral.orchestrator.run")  # fmt: skip
 
 
-def test_a_commands_help_loads_no_store_workflow_or_provider_client(
-    fresh_python: Callable[[str], str],
+@pytest.mark.parametrize(
+    ("args", "heavy", "shown"),
+    [(["--help"], HEAVY, "CAMPAIGN"), (["events", "--help"], COMMAND_HEAVY, "ATTEMPT")],
+)
+def test_help_loads_no_heavy_module(
+    fresh_python: Callable[[str], str], args: list[str], heavy: tuple[str, ...], shown: str
 ) -> None:
-    """Its callback installs log redaction and names the workflows' hooks: it used to load
-    the whole orchestrator, the store and both workflows with them (~0.5 s a command)."""
-    heavy = ("sqlalchemy", "httpx", "litellm", "corral.store", "corral.workflows",
-             "corral.gateway", "corral.sandbox", "corral.orchestrator.run")  # fmt: skip
     out = fresh_python(
         "import sys; from typer.testing import CliRunner; from corral.cli.main import app; "
-        "r = CliRunner().invoke(app, ['events', '--help']); "
-        "assert r.exit_code == 0 and 'ATTEMPT' in r.output.upper(), r.output; "
+        f"r = CliRunner().invoke(app, {args!r}); "
+        f"assert r.exit_code == 0 and {shown!r} in r.output.upper(), r.output; "
         f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
     )
     assert out.strip() == "[]"
