@@ -306,19 +306,23 @@ class _Runner:
                     raise  # we are being shut down ourselves
                 await self._stopped(self.stop, outcome, patch)
                 return
-            except TimeoutError:
-                limit = self.settings.delivery_timeout_s
-                await self._finish_failed(
-                    f"the delivery took over {limit:g}s: given up", ErrorKind.retryable
-                )
-                return
-            except DeliveryRefused as e:  # a human decides; retrying would refuse again
-                outcome = dataclasses.replace(
-                    outcome,
-                    reason=f"not delivered: {e} (reject it, then `corral retry` runs it again)",
-                )
-                result = {"reason": outcome.reason, "patch": patch, "delivery_refused": True}
-                await self._finish(outcome, patch, None, TaskState.needs_review, None, result, diff)
+            except (TimeoutError, DeliveryRefused) as e:
+                if self.stop is not None:  # it ended another way before the stop reached it
+                    await self._stopped(self.stop, outcome, patch)
+                elif isinstance(e, TimeoutError):
+                    limit = self.settings.delivery_timeout_s
+                    await self._finish_failed(
+                        f"the delivery took over {limit:g}s: given up", ErrorKind.retryable
+                    )
+                else:  # refused: a human decides; retrying would refuse again
+                    outcome = dataclasses.replace(
+                        outcome,
+                        reason=f"not delivered: {e} (reject it, then `corral retry` runs it again)",
+                    )
+                    result = {"reason": outcome.reason, "patch": patch, "delivery_refused": True}
+                    await self._finish(
+                        outcome, patch, None, TaskState.needs_review, None, result, diff
+                    )
                 return
             result = {"reason": outcome.reason, "delivery": done}
             await self._finish(outcome, patch, None, TaskState.succeeded, None, result)

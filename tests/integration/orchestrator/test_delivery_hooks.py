@@ -51,6 +51,18 @@ async def _waits(store: Store, task: TaskRow, attempt_id: str, diff: str, home: 
     return {"late": True}
 
 
+async def _slow_to_stop(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
+    calls.append(attempt_id)
+    for event in delivering:
+        event.set()
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        await asyncio.sleep(1.5)  # its own clean-up (a push to kill and wait for)
+        raise
+    return {"late": True}
+
+
 async def _run(
     tmp_path: Path, kind: str, during: Any = None, **settings: Any
 ) -> tuple[Store, dict[str, Any]]:
@@ -116,6 +128,29 @@ async def test_a_cancel_during_the_delivery_stops_it(tmp_path: Path) -> None:
         assert attempt["steps"] > 0 and attempt["patch_path"]  # the run's own work is kept
         patch = await asyncio.to_thread(Path(attempt["patch_path"]).read_text)
         assert "+b" in patch
+    finally:
+        await store.close()
+
+
+async def test_a_cancel_wins_over_a_delivery_time_limit_that_ends_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """The delivery took a moment to stop and its time limit passed meanwhile: the task
+    was retried (ready again, the cancel request cleared) instead of cancelled."""
+    register_delivery("test-slow-stop", _slow_to_stop)
+    delivering[:] = [asyncio.Event()]
+
+    async def cancel_once_delivering(store: Store) -> None:
+        await asyncio.wait_for(delivering[0].wait(), 60)
+        (task,) = await store.tasks()
+        assert await store.request_cancel([task.id]) == 1
+
+    store, status = await asyncio.wait_for(
+        _run(tmp_path, "test-slow-stop", cancel_once_delivering, delivery_timeout_s=1.0), 60
+    )
+    try:
+        (task,) = status["tasks"]
+        assert task["state"] == "cancelled" and task["attempts"] == 1, status
     finally:
         await store.close()
 
