@@ -32,12 +32,25 @@ __all__ = ["GatewayService", "RemoteModel"]
 class GatewayService:
     """The client side of a gateway service reached over its two Unix sockets."""
 
+    # An admin call is a dictionary lookup on the service: one that takes longer means
+    # the service is stuck, and an attempt must not wait on it forever.
+    admin_timeout_s = 30.0
+
     def __init__(self, public: str | Path, admin: str | Path) -> None:
         self.public = str(public)
         self.admin = str(admin)
         self._upstreams: dict[str, HttpUpstream] = {}
 
     async def _admin(self, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self.admin_timeout_s):
+                return await self._admin_call(method, path, body)
+        except TimeoutError:
+            raise ProviderError(
+                f"gateway service {self.admin}: no answer within {self.admin_timeout_s:g}s"
+            ) from None
+
+    async def _admin_call(self, method: str, path: str, body: Mapping[str, Any]) -> dict[str, Any]:
         raw = json.dumps(body).encode()
         head = (f"{method} {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json"
                 f"\r\nContent-Length: {len(raw)}\r\nConnection: close\r\n\r\n")  # fmt: skip

@@ -91,6 +91,31 @@ async def test_a_token_issued_to_a_cancelled_call_is_revoked(
     await client.aclose()
 
 
+async def test_a_service_that_never_answers_stops_no_attempt_for_long(tmp_path: Path) -> None:
+    """Its admin socket accepts and then says nothing (the service is stuck): a call, and
+    closing a model whose call was cancelled while it waited, end at the admin time limit
+    instead of holding the attempt (and its worker slot) forever."""
+
+    async def never_answer(_r: asyncio.StreamReader, _w: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    server = await asyncio.start_unix_server(never_answer, path=str(tmp_path / "a.admin"))
+    try:
+        client = GatewayService(tmp_path / "a.sock", tmp_path / "a.admin")
+        client.admin_timeout_s = 0.5
+        with pytest.raises(ProviderError, match=r"no answer within 0.5s$"):
+            await client.model("d", BudgetScope(attempt="x")).complete(ask(), [])
+        model = client.model("d", BudgetScope(attempt="y"))
+        call = asyncio.ensure_future(model.complete(ask(), []))
+        await asyncio.sleep(0.1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        await asyncio.wait_for(model.aclose(), 5)  # hung forever before
+    finally:
+        server.close()
+
+
 async def test_two_workers_share_one_campaign_budget(service: tuple[Face, Path, Path]) -> None:
     """Each worker process has its own client; the budget holds across both."""
     face, public, admin = service
