@@ -252,6 +252,9 @@ def test_js_imports_of_data_files_and_odd_python_imports_are_no_edges(tmp_path: 
         "src/ns/lib/deep/x.py": "from ..util import f\nfrom .. import core, nothing\nold_call()\n",
         "src/ns/top.py": "from ... import zz\nfrom .lib.deep import x\nold_call()\n",
         "src/ns/far.py": "from .... import zz\nold_call()\n",  # above the repo
+        # a regular package in a namespace one: `..` is the namespace package
+        "src/ns/pkg/__init__.py": "",
+        "src/ns/pkg/mod.py": "from .. import top\nfrom ..lib.util import f\nold_call()\n",
     })  # fmt: skip
     paths = sorted(p.relative_to(repo).as_posix() for p in repo.rglob("*") if p.is_file())
     graph = import_graph(repo, paths)
@@ -261,6 +264,7 @@ def test_js_imports_of_data_files_and_odd_python_imports_are_no_edges(tmp_path: 
     assert graph["src/ns/app.py"] == {"src/ns/lib/core.py"}
     assert graph["src/ns/lib/util.py"] == {"src/ns/lib/core.py"}
     assert graph["src/ns/lib/deep/x.py"] == {"src/ns/lib/util.py", "src/ns/lib/core.py"}
-    assert graph["src/ns/top.py"] == {"zz.py", "src/ns/lib/deep/x.py"}
+    assert graph["src/ns/top.py"] == {"src/ns/lib/deep/x.py"}  # not the repo's root
     assert graph["src/ns/far.py"] == set()
-    assert make_plan(repo, spec()).files == 12  # and planning it does not crash
+    assert graph["src/ns/pkg/mod.py"] == {"src/ns/top.py", "src/ns/lib/util.py"}
+    assert make_plan(repo, spec()).files == 13  # and planning it does not crash

@@ -4,8 +4,8 @@ Python and JavaScript/TypeScript are read; other files have no edges (level 0).
 
 A file's module name comes from its package: the dirs above it that hold an
 `__init__.py` (so `src/pkg/mod.py` is `pkg.mod`); a file outside any package is its
-path with dots. Imports are read from the syntax tree (relative ones included: in a
-namespace package, with no `__init__.py` to name it, by the files' places); one
+path with dots. Imports are read from the syntax tree (relative ones by the files'
+places, so namespace packages count too); one
 that names no file of the repo (the standard library, a dependency) is no edge. Only
 the module an import names counts, not the package inits Python runs on the way: a
 package whose `__init__` re-exports its modules would otherwise be one big cycle.
@@ -52,25 +52,20 @@ def module_names(paths: list[str], repo: Path) -> dict[str, str]:
     return index
 
 
-def _package(path: str, index_name: str) -> list[str]:
-    parts = index_name.split(".") if index_name else []
-    return parts if path.endswith("__init__.py") else parts[:-1]
-
-
-def _in_package(here: str, files: frozenset[str]) -> bool:
-    return posixpath.join(here, "__init__.py") in files
-
-
-def _by_path(
+def _relative(
     here: str, level: int, module: str | None, names: list[str], files: frozenset[str]
 ) -> set[str]:
-    """A relative import in a namespace package (no `__init__.py` above it) names files
-    by their place beside it: `from ..a import b` in `x/y/m.py` is `x/a/b.py` or `x/a.py`."""
+    """A relative import names files by their place, whether the packages on the way have
+    an `__init__.py` or are namespace packages: `from ..a import b` in `x/y/m.py` is
+    `x/a/b.py`, or else `x/a.py`. The repo's root is where imports start (unless it has an
+    `__init__.py` itself), so nothing resolves to a module there or above."""
     up = here
     for _ in range(level - 1):
         if not up:
-            return set()  # above the repo
+            return set()
         up = posixpath.dirname(up)
+    if not up and "__init__.py" not in files:
+        return set()
     base = posixpath.join(up, *module.split(".")) if module else up
     found: set[str] = set()
     attributes = not names
@@ -92,10 +87,10 @@ def _module_file(base: str, files: frozenset[str]) -> str | None:
 
 
 def imports_of(
-    path: str, source: str, index: dict[str, str], own: str, files: frozenset[str] = frozenset()
+    path: str, source: str, index: dict[str, str], files: frozenset[str] = frozenset()
 ) -> set[str]:
-    """Files of the repo that `path` (module `own`) imports; an absolute import is looked
-    for beside the file first (a script's or test's own dir is first on sys.path)."""
+    """Files of the repo that `path` imports; an absolute import is looked for beside the
+    file first (a script's or test's own dir is first on sys.path)."""
     here = posixpath.dirname(path)
     try:
         tree = ast.parse(source)
@@ -131,14 +126,8 @@ def imports_of(
                 add(alias.name, [])
         elif isinstance(node, ast.ImportFrom):
             names = [a.name for a in node.names if a.name != "*"]
-            if node.level and not _in_package(here, files):
-                found |= _by_path(here, node.level, node.module, names, files)
-            elif node.level:
-                base = _package(path, own)
-                if node.level - 1 >= len(base):
-                    continue  # beyond the top package (Python refuses it too)
-                base = base[: len(base) - (node.level - 1)]
-                add(".".join([*base, *([node.module] if node.module else [])]), names)
+            if node.level:
+                found |= _relative(here, node.level, node.module, names, files)
             elif node.module:
                 add(node.module, names)
     found.discard(path)
@@ -167,7 +156,6 @@ def js_imports_of(path: str, source: str, files: set[str]) -> set[str]:
 def import_graph(repo: Path, paths: list[str]) -> dict[str, set[str]]:
     """Every Python or JS/TS file of `paths` -> the repo's files it imports."""
     index = module_names(paths, repo)
-    own = {file: name for name, file in sorted(index.items(), key=lambda kv: -len(kv[0]))}
     files = set(paths)
     frozen = frozenset(files)
     graph: dict[str, set[str]] = {}
@@ -186,5 +174,5 @@ def import_graph(repo: Path, paths: list[str]) -> dict[str, set[str]]:
         if is_js:
             graph[p] = js_imports_of(p, source, files)
         else:
-            graph[p] = imports_of(p, source, index, own.get(p, ""), frozen)
+            graph[p] = imports_of(p, source, index, frozen)
     return graph
