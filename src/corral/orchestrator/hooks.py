@@ -41,7 +41,12 @@ def register_workflow(
 
 
 def _load(module: str) -> None:
+    # What was registered by hand before the workflow loads (a test double, a site's own
+    # PR delivery) keeps winning, as it did when workflows registered eagerly.
+    models, deliveries = dict(_models), dict(_deliveries)
     importlib.import_module(module).register()
+    _models.update(models)
+    _deliveries.update(deliveries)
     for lazy in (_lazy_models, _lazy_deliveries):
         for key in [k for k, m in lazy.items() if m == module]:
             del lazy[key]

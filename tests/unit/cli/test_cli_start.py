@@ -125,3 +125,18 @@ def test_the_audit_kinds_in_the_help_are_the_stores() -> None:
 
 def test_the_fleet_modules_loaded_before_tuning_exist() -> None:
     assert all(importlib.util.find_spec(name) is not None for name in FLEET_MODULES)
+
+
+def test_a_hook_registered_by_hand_still_wins_over_a_lazy_workflow(
+    fresh_python: Callable[[str], str],
+) -> None:
+    """Registered after the CLI named the workflows, it was replaced when the workflow
+    loaded on first use."""
+    out = fresh_python(
+        "from corral.cli.cve import register_hooks; from corral.orchestrator import hooks; "
+        "register_hooks(); mine = lambda *a: None; hooks.register_delivery('cve', mine); "
+        "factory = lambda *a: 'mine'; hooks.register_model('playbook:cve', factory); "
+        "print(hooks.delivery_for('cve') is mine, "
+        "hooks.build_model('playbook:cve', None, None) == 'mine')"
+    )
+    assert out.strip() == "True True"
