@@ -143,16 +143,21 @@ async def prepare_image(
 
 
 async def drop_old_images(keep: str) -> list[str]:
-    """Earlier versions of our image (~200 MB each) once a new one is built; one still
-    used by a container stays."""
-    out = await docker("images", "--filter", "label=corral.image=1",
-                       "--format", "{{.Repository}}:{{.Tag}}")  # fmt: skip
+    """Earlier versions (other tags of the same name) of our image, ~200 MB each, once a
+    new one is built; one still used by a container stays."""
+    keep = keep if ":" in keep.rsplit("/", 1)[-1] else f"{keep}:latest"
+    name = keep.rsplit(":", 1)[0]
+    try:
+        out = await docker("images", name, "--filter", "label=corral.image=1",
+                           "--format", "{{.Repository}}:{{.Tag}}")  # fmt: skip
+    except SandboxError:
+        return []  # tidying up is not worth failing a build that worked
     dropped = []
-    for name in out.split():
-        if name != keep and not name.endswith(":<none>"):
+    for image in out.split():
+        if image != keep and not image.endswith(":<none>"):
             with contextlib.suppress(SandboxError):
-                await docker("rmi", name)
-                dropped.append(name)
+                await docker("rmi", image)
+                dropped.append(image)
     return dropped
 
 
