@@ -27,6 +27,7 @@ from corral.domain import (
     CorralError,
     ErrorKind,
     Event,
+    ModelCalled,
     ProviderError,
     RouteDecided,
     RunStatus,
@@ -123,6 +124,7 @@ class _Runner:
         self.on_event = on_event
         self.last_progress = time.monotonic()
         self.next_seq = 0
+        self.steps, self.cost_usd = 0, 0.0  # the model turns so far, as the loop counts them
         self.stop: _Stop | None = None
         # What a heartbeat stops: the agent's run, then its delivery (a cancel or a lost
         # lease during a push or a PR call must not be dropped).
@@ -132,6 +134,9 @@ class _Runner:
     def _progress(self, event: Event) -> None:
         self.last_progress = time.monotonic()
         self.next_seq = event.seq + 1
+        if isinstance(event, ModelCalled):  # what a stopped run still spent
+            self.steps += 1
+            self.cost_usd += event.completion.cost_usd
 
     async def run(self) -> None:
         spec = self.task.spec
@@ -264,13 +269,15 @@ class _Runner:
             await self.store.append(
                 AttemptEnded(
                     attempt_id=self.lease.attempt_id, seq=self.next_seq,
-                    status=RunStatus.failed, reason=stop.reason,
+                    status=RunStatus.failed, reason=stop.reason, steps=self.steps,
+                    cost_usd=self._spent(),
                 )
             )  # fmt: skip
         if stop.why == "cancelled":
             await self.store.finish_attempt(
                 self.lease, status=RunStatus.failed, reason=stop.reason,
-                error_kind=ErrorKind.final, steps=0, cost_usd=0.0, patch_path=None,
+                error_kind=ErrorKind.final, steps=self.steps, cost_usd=self._spent(),
+                patch_path=None,
                 task_state=TaskState.cancelled, result={"reason": stop.reason},
             )  # fmt: skip
             return
@@ -353,10 +360,14 @@ class _Runner:
         reason = default_redactor().redact(reason)
         state, ready_at = self._after_failure(kind)
         await self.store.finish_attempt(
-            self.lease, status=RunStatus.failed, reason=reason, error_kind=kind, steps=0,
-            cost_usd=0.0, patch_path=None, task_state=state, ready_at=ready_at,
+            self.lease, status=RunStatus.failed, reason=reason, error_kind=kind,
+            steps=self.steps, cost_usd=self._spent(), patch_path=None, task_state=state,
+            ready_at=ready_at,
             result={"reason": reason, "error_kind": kind.value},
         )  # fmt: skip
+
+    def _spent(self) -> float:
+        return round(self.cost_usd, 8)
 
     def _after_failure(self, kind: ErrorKind) -> tuple[TaskState, datetime | None]:
         if kind is ErrorKind.retryable and self.lease.number < self.task.max_attempts:

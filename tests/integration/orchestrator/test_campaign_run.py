@@ -154,6 +154,11 @@ async def test_cancel_a_running_task_stops_its_sandbox(store: Store, tmp_path: P
     assert status["tasks"][0]["state"] == "cancelled"
     assert loop.time() - t0 < 4.0  # heartbeat 0.2 s: well within the 2 s goal plus slack
     assert not _sleepers("sleep 600")
+    # What the stopped run did stays on its attempt (it was recorded as 0 steps, $0).
+    (attempt,) = await store.attempts_of(task.id)
+    assert attempt["steps"] == 1
+    ended = (await store.events(attempt["id"]))[-1]
+    assert ended.type == "attempt_ended" and ended.steps == 1
 
 
 async def _deliveries(store: Store, cid: str) -> dict[str, int]:
