@@ -15,11 +15,11 @@ from corral.workflows.cve.playbook import RESULT_MARK, PlaybookModel, parse_spec
 from corral.workflows.cve.pr import pr_body, result_from_reason
 from corral.workflows.cve.tasks import (
     CvePayload,
-    TestPlan,
     detect_tests,
     parse_instructions,
     render_instructions,
 )
+from corral.workflows.cve.tasks import TestPlan as Plan  # not a test class to collect
 
 from .conftest import write
 
@@ -34,7 +34,7 @@ description = "HTTP library"
 """
 
 
-def _payload(root: Path, db: OsvDatabase, tests: TestPlan) -> CvePayload:
+def _payload(root: Path, db: OsvDatabase, tests: Plan) -> CvePayload:
     report = asyncio.run(scan_repo(root, db))
     plan = asyncio.run(plan_fixes(report, db))
     made = build_edits(root, plan)
@@ -49,7 +49,7 @@ def _payload(root: Path, db: OsvDatabase, tests: TestPlan) -> CvePayload:
 
 def test_edits_for_a_pin_and_a_transitive_lock_entry(tmp_path: Path, db: OsvDatabase) -> None:
     write(tmp_path, {"requirements.txt": "idna==3.6  # pinned\n", "poetry.lock": LOCK})
-    p = _payload(tmp_path, db, TestPlan(kind="none"))
+    p = _payload(tmp_path, db, Plan(kind="none"))
     by_file = {e.file: e for e in p.edits}
     assert by_file["requirements.txt"].new == "idna==3.7  # pinned\n"
     lock = by_file["poetry.lock"]
@@ -86,7 +86,7 @@ def test_playbook_escalates_failing_tests_and_never_finishes(
     tmp_path: Path, db: OsvDatabase
 ) -> None:
     write(tmp_path, {"requirements.txt": "idna==3.6\n"})
-    p = _payload(tmp_path, db, TestPlan(kind="unittest", command="python -m unittest"))
+    p = _payload(tmp_path, db, Plan(kind="unittest", command="python -m unittest"))
     model = PlaybookModel(p, lambda: db)
     msgs = [Message(role="system", content="s"), Message(role="user", content="u")]
     edit = _answer(model, msgs)
@@ -107,7 +107,7 @@ def test_playbook_escalates_failing_tests_and_never_finishes(
 
 def test_playbook_reports_no_tests_found_never_passed(tmp_path: Path, db: OsvDatabase) -> None:
     write(tmp_path, {"requirements.txt": "idna==3.6\n"})
-    p = _payload(tmp_path, db, TestPlan(kind="none"))
+    p = _payload(tmp_path, db, Plan(kind="none"))
     model = PlaybookModel(p, lambda: db)
     msgs = [Message(role="user", content="u")]
     msgs = _after(msgs, _answer(model, msgs), ["Edited requirements.txt"])
@@ -129,7 +129,7 @@ def test_rescan_that_still_sees_the_advisory_is_not_a_success(
     tmp_path: Path, db: OsvDatabase
 ) -> None:
     write(tmp_path, {"requirements.txt": "idna==3.6\n"})
-    p = _payload(tmp_path, db, TestPlan(kind="none"))
+    p = _payload(tmp_path, db, Plan(kind="none"))
     model = PlaybookModel(p, lambda: db)
     msgs = [Message(role="user", content="u")]
     msgs = _after(msgs, _answer(model, msgs), ["Edited requirements.txt"])
@@ -154,7 +154,7 @@ def test_hashes_that_could_not_be_refreshed_go_to_review_naming_the_package(
 ) -> None:
     write(tmp_path, {"requirements.txt": "idna==3.6\n"})
     gap = "pyyaml 5.4: hashes could not be refreshed (index unreachable (ConnectError))"
-    p = _payload(tmp_path, db, TestPlan(kind="none")).model_copy(update={"hash_problems": (gap,)})
+    p = _payload(tmp_path, db, Plan(kind="none")).model_copy(update={"hash_problems": (gap,)})
     # Even with a model to hand over to: no LLM can fetch hashes from inside the sandbox.
     model = PlaybookModel(p, lambda: db, then=lambda: PlaybookModel(p, lambda: db))
     msgs = [Message(role="user", content="u")]
