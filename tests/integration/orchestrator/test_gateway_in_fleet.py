@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 import yaml
 from tests.integration.orchestrator.conftest import make_repo
 
-from corral.domain import RouteDecided
+from corral.domain import Completion, RouteDecided, TaskState, ToolCall, Usage
 from corral.gateway import Deployment, Face, Gateway, GatewayConfig, Price, RouteRule
 from corral.gateway.face import serve_face
 from corral.gateway.remote import GatewayService
@@ -124,4 +125,39 @@ async def test_campaign_budget_stops_calls_before_they_are_made(tmp_path: Path) 
     assert {t["state"] for t in status["tasks"]} == {"failed"}
     assert all(t["attempts"] == 1 for t in status["tasks"]), status["tasks"]
     assert all("budget" in t["reason"].lower() for t in status["tasks"]), status["tasks"]
+    await store.close()
+
+
+async def test_a_cancelled_attempt_keeps_what_its_model_calls_cost(tmp_path: Path) -> None:
+    """Its first call was paid for, then the cancel came during the command: the attempt
+    recorded $0 (and 0 steps), under-reporting what the campaign spent."""
+    store = await Store.open(home=tmp_path / ".corral")
+    hang = ToolCall(id="call_1", name="bash", arguments={"command": "sleep 600"})
+    first = Completion(tool_calls=(hang,), usage=Usage(input_tokens=900, output_tokens=20))
+    with FakeProvider(script=[first]) as fp:
+        gw = _gateway(fp.base_url, price=1.0)
+        tasks = [{"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+                  "model": "route", "sandbox": "local", "command_timeout_s": 900}]  # fmt: skip
+        cid = await create_from_file(store, _file(tmp_path, tasks))
+        settings = SETTINGS.model_copy(update={"home": tmp_path / ".corral"})
+        run = asyncio.create_task(
+            run_campaign(store, cid, settings, models=FleetModels(gateway=gw))
+        )
+        (task,) = await store.tasks(campaign_id=cid)
+
+        async def started() -> bool:
+            running = (await store.get_task(task.id)).state is TaskState.running
+            return running and bool(fp.requests)
+
+        async with asyncio.timeout(30):
+            while not await started():  # noqa: ASYNC110 - nothing to wait on but the store
+                await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # the first answer is recorded and the command runs
+        assert await store.request_cancel([task.id]) == 1
+        status = await asyncio.wait_for(run, 30)
+        await gw.aclose()
+    assert status["tasks"][0]["state"] == "cancelled"
+    (attempt,) = await store.attempts_of(task.id)
+    assert attempt["steps"] == 1
+    assert attempt["cost_usd"] == pytest.approx((900 + 20) / 1e6)  # $1 per million tokens
     await store.close()
