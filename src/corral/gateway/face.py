@@ -31,7 +31,7 @@ from corral.gateway.budget import BudgetScope
 from corral.gateway.decoded import Decoded
 from corral.gateway.gateway import Gateway
 from corral.gateway.http11 import HttpRequest, HttpResponse, HttpServer
-from corral.gateway.routing import TaskInfo
+from corral.gateway.routing import RouteDecision, TaskInfo
 from corral.models import ContextWindowExceeded
 from corral.models.openai_format import completion_to_openai, one_line
 
@@ -259,7 +259,7 @@ class Face:
             return _error(400, one_line(f"{type(exc).__name__}: {exc}"), "invalid_request_error")
         return _error(404, f"no route {request.method} {request.path}", "invalid_request_error")
 
-    def _route(self, body: dict[str, Any]) -> Any:
+    def _route(self, body: dict[str, Any]) -> RouteDecision:
         if not self.gateway.config.routes:
             raise ConfigError("model 'route' needs routes in the gateway service's config")
         return self.gateway.route(TaskInfo.model_validate(body))

@@ -249,36 +249,27 @@ class _Runner:
             self.keeper.release(self.lease)
             current.cancel()
 
-    async def _stopped(
-        self, stop: _Stop, ran: RunOutcome | None = None, patch: str | None = None
-    ) -> None:
-        """`ran`: the agent's run had ended (its delivery was stopped); its steps, cost
-        and `patch` stay on the attempt."""
+    async def _stopped(self, stop: _Stop, patch: str | None = None, *, ended: bool = False) -> None:
+        """`ended`: the agent's run had ended and its delivery was stopped; the run's end
+        is already logged and its `patch` stays on the attempt."""
         if stop.why == "lease_lost":
             log.warning("attempt %s: %s", self.lease.attempt_id, stop.reason)
             return  # the new holder owns the task now; any write of ours would be fenced out
-        if ran is not None:  # the run's own end is logged; a delivery has no event of its own
-            await self.store.finish_attempt(
-                self.lease, status=RunStatus.failed, reason=stop.reason,
-                error_kind=ErrorKind.final, steps=ran.steps, cost_usd=ran.cost_usd,
-                patch_path=patch, task_state=TaskState.cancelled,
-                result={"reason": stop.reason, "patch": patch},
-            )  # fmt: skip
-            return
-        with contextlib.suppress(CorralError):
-            await self.store.append(
-                AttemptEnded(
-                    attempt_id=self.lease.attempt_id, seq=self.next_seq,
-                    status=RunStatus.failed, reason=stop.reason, steps=self.steps,
-                    cost_usd=self._spent(),
-                )
-            )  # fmt: skip
-        if stop.why == "cancelled":
+        if not ended:
+            with contextlib.suppress(CorralError):
+                await self.store.append(
+                    AttemptEnded(
+                        attempt_id=self.lease.attempt_id, seq=self.next_seq,
+                        status=RunStatus.failed, reason=stop.reason, steps=self.steps,
+                        cost_usd=self._spent(),
+                    )
+                )  # fmt: skip
+        if stop.why == "cancelled":  # (a delivery is only ever stopped by a cancel)
+            result = {"reason": stop.reason} | ({"patch": patch} if patch else {})
             await self.store.finish_attempt(
                 self.lease, status=RunStatus.failed, reason=stop.reason,
                 error_kind=ErrorKind.final, steps=self.steps, cost_usd=self._spent(),
-                patch_path=None,
-                task_state=TaskState.cancelled, result={"reason": stop.reason},
+                patch_path=patch, task_state=TaskState.cancelled, result=result,
             )  # fmt: skip
             return
         await self._finish_failed(stop.reason, ErrorKind.retryable)
@@ -311,11 +302,11 @@ class _Runner:
             except asyncio.CancelledError:
                 if self.stop is None:
                     raise  # we are being shut down ourselves
-                await self._stopped(self.stop, outcome, patch)
+                await self._stopped(self.stop, patch, ended=True)
                 return
             except (TimeoutError, DeliveryRefused) as e:
                 if self.stop is not None:  # it ended another way before the stop reached it
-                    await self._stopped(self.stop, outcome, patch)
+                    await self._stopped(self.stop, patch, ended=True)
                 elif isinstance(e, TimeoutError):
                     limit = self.settings.delivery_timeout_s
                     await self._finish_failed(

@@ -15,7 +15,7 @@ from corral.domain import ConfigError, ProviderError
 from corral.domain.errors import BudgetExceeded
 from corral.gateway import BudgetScope, Face, Gateway, TaskInfo
 from corral.gateway.face import serve_face
-from corral.gateway.remote import GatewayService
+from corral.gateway.remote import GatewayService, RemoteModel
 from corral.testing import FakeProvider
 
 from .conftest import ask, config, deployment
@@ -42,6 +42,15 @@ async def _serving(tmp_path: Path, gw: Gateway) -> AsyncIterator[tuple[Face, Pat
 async def service(tmp_path: Path) -> AsyncIterator[tuple[Face, Path, Path]]:
     async with FakeProvider() as fp, _serving(tmp_path, Gateway(config(deployment("d", fp)))) as s:
         yield s
+
+
+async def _cancelled_while_waiting(model: RemoteModel) -> None:
+    """A call stopped 0.1 s in (the attempt was cancelled while its token was asked for)."""
+    call = asyncio.ensure_future(model.complete(ask(), []))
+    await asyncio.sleep(0.1)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
 
 
 async def test_a_remote_attempt_is_charged_to_its_own_scope(
@@ -80,11 +89,7 @@ async def test_a_token_issued_to_a_cancelled_call_is_revoked(
     client.issue = slow_issue  # type: ignore[method-assign]
     before = len(face.grants)
     model = client.model("d", BudgetScope(attempt="stopped"))
-    call = asyncio.ensure_future(model.complete(ask(), []))
-    await asyncio.sleep(0.1)
-    call.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await call
+    await _cancelled_while_waiting(model)
     await model.aclose()
     assert len(issued) == 1 and face.grants.lookup(issued[0]) is None
     assert len(face.grants) == before
@@ -106,11 +111,7 @@ async def test_a_service_that_never_answers_stops_no_attempt_for_long(tmp_path: 
         with pytest.raises(ProviderError, match=r"no answer within 0.5s$"):
             await client.model("d", BudgetScope(attempt="x")).complete(ask(), [])
         model = client.model("d", BudgetScope(attempt="y"))
-        call = asyncio.ensure_future(model.complete(ask(), []))
-        await asyncio.sleep(0.1)
-        call.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await call
+        await _cancelled_while_waiting(model)
         await asyncio.wait_for(model.aclose(), 5)  # hung forever before
     finally:
         server.close()

@@ -63,6 +63,12 @@ async def _slow_to_stop(store: Store, task: TaskRow, attempt_id: str, diff: str,
     return {"late": True}
 
 
+async def _cancel_once_delivering(store: Store) -> None:
+    await asyncio.wait_for(delivering[0].wait(), 60)
+    (task,) = await store.tasks()
+    assert await store.request_cancel([task.id]) == 1
+
+
 async def _run(
     tmp_path: Path, kind: str, during: Any = None, **settings: Any
 ) -> tuple[Store, dict[str, Any]]:
@@ -111,13 +117,9 @@ async def test_a_cancel_during_the_delivery_stops_it(tmp_path: Path) -> None:
     register_delivery("test-waits", _waits)
     stopped.clear()
     delivering[:] = [asyncio.Event()]
-
-    async def cancel_once_delivering(store: Store) -> None:
-        await asyncio.wait_for(delivering[0].wait(), 60)
-        (task,) = await store.tasks()
-        assert await store.request_cancel([task.id]) == 1
-
-    store, status = await asyncio.wait_for(_run(tmp_path, "test-waits", cancel_once_delivering), 60)
+    store, status = await asyncio.wait_for(
+        _run(tmp_path, "test-waits", _cancel_once_delivering), 60
+    )
     try:
         (task,) = status["tasks"]
         assert task["state"] == "cancelled" and task["attempts"] == 1, status
@@ -139,14 +141,8 @@ async def test_a_cancel_wins_over_a_delivery_time_limit_that_ends_meanwhile(
     was retried (ready again, the cancel request cleared) instead of cancelled."""
     register_delivery("test-slow-stop", _slow_to_stop)
     delivering[:] = [asyncio.Event()]
-
-    async def cancel_once_delivering(store: Store) -> None:
-        await asyncio.wait_for(delivering[0].wait(), 60)
-        (task,) = await store.tasks()
-        assert await store.request_cancel([task.id]) == 1
-
     store, status = await asyncio.wait_for(
-        _run(tmp_path, "test-slow-stop", cancel_once_delivering, delivery_timeout_s=1.0), 60
+        _run(tmp_path, "test-slow-stop", _cancel_once_delivering, delivery_timeout_s=1.0), 60
     )
     try:
         (task,) = status["tasks"]

@@ -5,10 +5,10 @@ Python and JavaScript/TypeScript are read; other files have no edges (level 0).
 A file's module name comes from its package: the dirs above it that hold an
 `__init__.py` (so `src/pkg/mod.py` is `pkg.mod`); a file outside any package is its
 path with dots. Imports are read from the syntax tree (relative ones by the files'
-places, so namespace packages count too); one
-that names no file of the repo (the standard library, a dependency) is no edge. Only
-the module an import names counts, not the package inits Python runs on the way: a
-package whose `__init__` re-exports its modules would otherwise be one big cycle.
+places, so namespace packages count too); one that names no file of the repo (the
+standard library, a dependency) is no edge. Only the module an import names counts, not
+the package inits Python runs on the way: a package whose `__init__` re-exports its
+modules would otherwise be one big cycle.
 """
 
 from __future__ import annotations
