@@ -36,7 +36,7 @@ from corral.domain import (
 from corral.domain.events import utcnow
 from corral.gateway import RouteDecision
 from corral.models.resume import ResumeModel
-from corral.orchestrator.delivery import DeliveryRefused, deliver, secret_hold
+from corral.orchestrator.delivery import DeliveryRefused, deliver, delivery_key, secret_hold
 from corral.orchestrator.egress import FleetEgress
 from corral.orchestrator.execute import EventHook, execute_attempt
 from corral.orchestrator.leases import LeaseKeeper
@@ -123,7 +123,6 @@ class _Runner:
         self.settings = settings
         self.on_event = on_event
         self.last_progress = time.monotonic()
-        self.next_seq = 0
         self.steps, self.cost_usd = 0, 0.0  # the model turns so far, as the loop counts them
         self.stop: _Stop | None = None
         # What a heartbeat stops: the agent's run, then its delivery (a cancel or a lost
@@ -133,7 +132,6 @@ class _Runner:
 
     def _progress(self, event: Event) -> None:
         self.last_progress = time.monotonic()
-        self.next_seq = event.seq + 1
         if isinstance(event, ModelCalled):  # what a stopped run still spent
             self.steps += 1
             self.cost_usd += event.completion.cost_usd
@@ -256,14 +254,17 @@ class _Runner:
             log.warning("attempt %s: %s", self.lease.attempt_id, stop.reason)
             return  # the new holder owns the task now; any write of ours would be fenced out
         if not ended:
-            with contextlib.suppress(CorralError):
-                await self.store.append(
-                    AttemptEnded(
-                        attempt_id=self.lease.attempt_id, seq=self.next_seq,
-                        status=RunStatus.failed, reason=stop.reason, steps=self.steps,
-                        cost_usd=self._spent(),
-                    )
+            await self._log_end(stop.reason)
+        if ended and stop.why == "cancelled":
+            done = await self.store.side_effect(delivery_key(self.task))
+            if done is not None:  # it was delivered before the cancel reached it
+                reason = "delivered before the cancel reached it"
+                await self.store.finish_attempt(
+                    self.lease, status=RunStatus.finished, reason=reason, error_kind=None,
+                    steps=self.steps, cost_usd=self._spent(), patch_path=patch,
+                    task_state=TaskState.succeeded, result={"reason": reason, "delivery": done},
                 )  # fmt: skip
+                return
         if stop.why == "cancelled":  # (a delivery is only ever stopped by a cancel)
             result = {"reason": stop.reason} | ({"patch": patch} if patch else {})
             await self.store.finish_attempt(
@@ -273,6 +274,20 @@ class _Runner:
             )  # fmt: skip
             return
         await self._finish_failed(stop.reason, ErrorKind.retryable)
+
+    async def _log_end(self, reason: str) -> None:
+        """End the stopped run's log, once: the stop may have landed while an event (even
+        the run's own end) was being stored, which then is in the log all the same."""
+        with contextlib.suppress(CorralError):
+            seq, ended = await self.store.log_tail(self.lease.attempt_id)
+            if not ended:
+                await self.store.append(
+                    AttemptEnded(
+                        attempt_id=self.lease.attempt_id, seq=seq,
+                        status=RunStatus.failed, reason=reason, steps=self.steps,
+                        cost_usd=self._spent(),
+                    )
+                )  # fmt: skip
 
     async def _settle(self, outcome: RunOutcome, diff: str, patch: str | None) -> None:
         kind = classify(outcome)

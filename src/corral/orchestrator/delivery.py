@@ -11,6 +11,7 @@ patch file, the delivery's record) is redacted.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,14 @@ async def deliver(
     custom = delivery_for(task.kind)
     if custom is not None:
         result = await custom(store, task, attempt_id, diff, home)
-        return await store.record_side_effect(
-            key, kind=task.kind, attempt_id=attempt_id, result=redactor.redact_obj(result)
-        )
-    result = write_patch(home, task, diff)
-    return await store.record_side_effect(key, kind="patch", attempt_id=attempt_id, result=result)
+        kind, result = task.kind, redactor.redact_obj(result)
+    else:
+        kind, result = "patch", write_patch(home, task, diff)
+    # Done is done: a cancel arriving now must not lose the record of a PR already open
+    # (the stopped attempt reads it back, see `_Runner._stopped`).
+    return await asyncio.shield(
+        store.record_side_effect(key, kind=kind, attempt_id=attempt_id, result=result)
+    )
 
 
 def write_patch(home: Path, task: TaskRow, diff: str) -> dict[str, Any]:

@@ -178,6 +178,21 @@ class Store(SchedulingOps, DependencyOps, ReviewOps):
             ).all()
         return [event_from_json(r[0]) for r in rows]
 
+    async def log_tail(self, attempt_id: str) -> tuple[int, bool]:
+        """The attempt's next free seq, and whether its log already holds its end. Read
+        through the writer, so after every write queued before it: a run stopped while
+        an event was being stored has that event in the log though it never heard back."""
+        seq = sa.select(sa.func.max(events.c.seq)).where(events.c.attempt_id == attempt_id)
+        ended = sa.select(events.c.id).where(
+            events.c.attempt_id == attempt_id, events.c.type == "attempt_ended"
+        )
+
+        def go(conn: sa.Connection) -> tuple[int, bool]:
+            last = conn.scalar(seq)
+            return (-1 if last is None else int(last)) + 1, conn.scalar(ended.limit(1)) is not None
+
+        return await self.writer.run(go)
+
     async def last_event_at(self, attempt_id: str) -> datetime | None:
         async with self.engine.connect() as conn:
             ts = await conn.scalar(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from tests.integration.orchestrator.conftest import campaign_file, make_repo, script
 
-from corral.domain import ConfigError, TaskState
+from corral.domain import ConfigError, Event, TaskState
 from corral.orchestrator.campaign_file import load_campaign
 from corral.orchestrator.campaigns import create_from_file, run_campaign
 from corral.orchestrator.retry import RetryPolicy
@@ -159,6 +160,41 @@ async def test_cancel_a_running_task_stops_its_sandbox(store: Store, tmp_path: P
     assert attempt["steps"] == 1
     ended = (await store.events(attempt["id"]))[-1]
     assert ended.type == "attempt_ended" and ended.steps == 1
+
+
+@pytest.mark.parametrize("during", ["observation", "attempt_ended"])
+async def test_a_cancel_while_an_event_is_stored_still_ends_the_log_once(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, during: str
+) -> None:
+    """The event was stored but the run never heard back: the end was written at that
+    event's seq, refused as a duplicate and dropped (an attempt with no end in its log).
+    Landing after the run's own end was stored, the stop must not add a second one."""
+    s = script(tmp_path / "s.json", ["echo one", "echo two"])
+    tasks = [{"id": "t", "repo": str(make_repo(tmp_path / "r")), "instructions": "x",
+              "model": f"scripted:{s}", "sandbox": "local"}]  # fmt: skip
+    body = {"name": "c", "unsafe_local": True, "tasks": tasks}
+    cid = await create_from_file(store, campaign_file(tmp_path / "c.yaml", body))
+    (task,) = await store.tasks(campaign_id=cid)
+    stored = asyncio.Event()
+    real = store.append_many
+
+    async def slow_to_answer(events: Sequence[Event]) -> None:
+        await real(events)
+        if any(e.type == during for e in events) and not stored.is_set():
+            stored.set()
+            await asyncio.sleep(30)  # the commit's answer is late; the cancel lands here
+
+    monkeypatch.setattr(store, "append_many", slow_to_answer)
+    run = asyncio.create_task(run_campaign(store, cid, _settings(tmp_path)))
+    await asyncio.wait_for(stored.wait(), 30)
+    assert await store.request_cancel([task.id]) == 1
+    status = await asyncio.wait_for(run, 20)
+    assert status["tasks"][0]["state"] == "cancelled"
+    (attempt,) = await store.attempts_of(task.id)
+    log = await store.events(attempt["id"])
+    ends = [e for e in log if e.type == "attempt_ended"]
+    assert len(ends) == 1 and log[-1] is ends[0], [e.type for e in log]
+    assert [e.seq for e in log] == list(range(len(log)))
 
 
 async def _deliveries(store: Store, cid: str) -> dict[str, int]:

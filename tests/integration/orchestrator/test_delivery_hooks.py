@@ -7,10 +7,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import pytest
 from tests.integration.orchestrator.conftest import campaign_file, script
 
 from corral.orchestrator.campaigns import create_from_file, run_campaign
-from corral.orchestrator.delivery import DeliveryRefused
+from corral.orchestrator.delivery import DeliveryRefused, deliver
 from corral.orchestrator.hooks import register_delivery
 from corral.orchestrator.settings import WorkerSettings
 from corral.store import Store, TaskRow
@@ -151,6 +152,41 @@ async def test_a_cancel_wins_over_a_delivery_time_limit_that_ends_meanwhile(
         await store.close()
 
 
+async def _opens_a_pr(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
+    calls.append(attempt_id)
+    return {"pr": "https://forge.example/pr/1"}
+
+
+async def test_a_cancel_while_the_delivery_is_recorded_keeps_the_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The PR was open and its record being written when the cancel came: the record was
+    lost with the cancel, so the task said cancelled and nothing said where its PR was."""
+    register_delivery("test-pr", _opens_a_pr)
+    delivering[:] = [asyncio.Event()]
+    real = Store.record_side_effect
+
+    async def slow_record(self: Store, key: str, **kw: Any) -> dict[str, Any]:
+        done = await real(self, key, **kw)
+        for event in delivering:
+            event.set()
+        await asyncio.sleep(1.5)  # the commit's answer is late: the cancel lands meanwhile
+        return done
+
+    monkeypatch.setattr(Store, "record_side_effect", slow_record)
+    store, status = await asyncio.wait_for(_run(tmp_path, "test-pr", _cancel_once_delivering), 60)
+    try:
+        (task,) = status["tasks"]
+        assert task["state"] == "succeeded" and task["attempts"] == 1, status
+        row = await store.get_task(task["id"])
+        assert row.result["delivery"] == {"pr": "https://forge.example/pr/1"}
+        assert row.result["reason"] == "delivered before the cancel reached it"
+        assert await store.side_effect(f"deliver:{task['id']}") == row.result["delivery"]
+        assert len(calls) == 1
+    finally:
+        await store.close()
+
+
 async def test_a_hung_delivery_is_given_up_and_the_attempt_retried(tmp_path: Path) -> None:
     register_delivery("test-hang", _hang)
     store, status = await asyncio.wait_for(
@@ -176,5 +212,46 @@ async def test_a_refused_delivery_waits_in_review_with_its_reason(tmp_path: Path
         assert "+b" in review.diff
         row = await store.get_task(task["id"])
         assert "not delivered: the base moved under this change" in row.result["reason"]
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_delivery_still_records_what_it_did(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled after its PR was opened but before the record was written: the record
+    is written anyway (a retry then finds the PR instead of opening another)."""
+    register_delivery("test-pr", _opens_a_pr)
+    real = Store.record_side_effect
+    recording = asyncio.Event()
+
+    async def slow_record(self: Store, key: str, **kw: Any) -> dict[str, Any]:
+        recording.set()
+        await asyncio.sleep(0.5)
+        return await real(self, key, **kw)
+
+    monkeypatch.setattr(Store, "record_side_effect", slow_record)
+    store = await Store.open(home=tmp_path / ".corral")
+    try:
+        model = f"scripted:{script(tmp_path / 's.json', [])}"
+        tasks = [{"id": "t", "repo": str(tmp_path), "instructions": "x", "model": model,
+                  "kind": "test-pr"}]  # fmt: skip
+        await create_from_file(
+            store, campaign_file(tmp_path / "c.yaml", {"name": "a", "tasks": tasks})
+        )
+        (task,) = await store.tasks()
+        tid = task.id
+        job = asyncio.ensure_future(
+            deliver(store, task, attempt_id="a-1", diff="", home=tmp_path / ".corral")
+        )
+        await asyncio.wait_for(recording.wait(), 10)
+        job.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await job
+        for _ in range(100):
+            if await store.side_effect(f"deliver:{tid}") is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert await store.side_effect(f"deliver:{tid}") == {"pr": "https://forge.example/pr/1"}
     finally:
         await store.close()
