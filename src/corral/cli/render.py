@@ -73,18 +73,17 @@ def campaign_progress(title: str, unit: str) -> Iterator[Callable[[dict[str, Any
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total} " + unit),
+        TimeElapsedColumn(),  # before the detail: on a narrow screen only the detail is cut
         TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
     )
     with Progress(*columns, console=Console(stderr=True)) as bar:
         t = bar.add_task(title, total=None, detail="")
 
         def show(s: dict[str, Any]) -> None:
             c = s["counts"]
-            detail = (
-                f"running {c.get('running', 0)} · review {c.get('needs_review', 0)} · "
-                f"failed {c.get('failed', 0)} · ${s.get('cost_usd', 0.0):.4f}"
-            )
+            shown = [("running", "running"), ("needs_review", "review"), ("failed", "failed")]
+            counts = [f"{name} {c[key]}" for key, name in shown if c.get(key)]
+            detail = " · ".join([*counts, f"${s.get('cost_usd', 0.0):.4f}"])
             bar.update(t, total=s["total"], completed=s["done"], detail=detail)
 
         yield show
