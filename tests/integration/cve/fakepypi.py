@@ -38,14 +38,15 @@ class Dist:
         ]  # fmt: skip
 
 
-def build(cache: Path, name: str, version: str) -> Dist:
+def build(cache: Path, name: str, version: str, requires: tuple[str, ...] = ()) -> Dist:
     """A py3-none-any wheel of a module NAME with `__version__`, in the wheel cache layout."""
     dest = cache / name / version
     dest.mkdir(parents=True, exist_ok=True)
     info = f"{name}-{version}.dist-info"
+    needs = "".join(f"Requires-Dist: {r}\n" for r in requires)
     files = {
         f"{name}/__init__.py": f'__version__ = "{version}"\n',
-        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{needs}",
         f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: corral-tests\nRoot-Is-Purelib: true\n"
         "Tag: py3-none-any\n",
     }

@@ -93,6 +93,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     six = fakepypi.build(cache, "six", "1.16.0")
     yaml = fakepypi.build(cache, "pyyaml", "5.3.1")
     fakepypi.build(cache, "pyyaml", "5.4")  # on disk, but the index does not answer for it
+    fakepypi.build(cache, "httpkit", "1.0", ("idna<3.7,>=2.5",))  # no advisory: not bumped
     repos = {
         "reqs": {"requirements.txt": _req(idna6) + "    # via -r requirements.in\n" + _req(six)},
         "poetry": {"poetry.lock": _poetry(idna6, six)},
@@ -100,6 +101,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
         "pipfile": {"Pipfile.lock": _pipfile(idna6, six)},
         "gap": {"requirements.txt": _req(idna6) + _req(yaml) + _req(six)},
         "badhash": {"requirements.txt": _req(idna6) + _req(six, "f" * 64)},
+        "clash": {"requirements.txt": "idna==3.6\nsix==1.16.0\nhttpkit==1.0\n"},
     }
     for name, files in repos.items():
         root = base / name
@@ -236,3 +238,14 @@ def test_the_lock_check_fails_on_a_stale_hash(tmp_path: Path, stale: bool) -> No
     text = out.stdout + out.stderr
     assert exit_code(text) == (1 if stale else 0), text
     assert ("DO NOT MATCH THE HASHES" in text) == stale
+
+
+def test_a_bump_another_pin_does_not_accept_lands_in_review(run: dict[str, Any]) -> None:
+    """Installed with --no-deps, the bump went in and the tests passed, while the user's
+    own `pip install -r requirements.txt` would refuse it: it was delivered as fixed."""
+    r = _repo(run, "clash")
+    assert r["status"] == "needs review" and r["pr"] is None and not r["branch"], r
+    assert (
+        "the upgrade conflicts with another dependency: httpkit 1.0 requires "
+        "idna<3.7,>=2.5, but idna 3.7 is installed"
+    ) in r["reason"]

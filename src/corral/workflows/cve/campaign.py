@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 from corral.domain import CampaignSpec, ConfigError, TaskSpec
-from corral.workflows.cve import lockreqs
+from corral.workflows.cve import depcheck, lockreqs
 from corral.workflows.cve.deliver import KIND, register
 from corral.workflows.cve.digests import Found, check_wheelhouse, release_digests
 from corral.workflows.cve.edits import HashGap, build_edits, hashed_requirement_files
@@ -35,7 +35,7 @@ from corral.workflows.cve.tasks import (
     render_instructions,
     requirement_files,
 )
-from corral.workflows.cve.verify import LOCKREQS
+from corral.workflows.cve.verify import DEPCHECK, LOCKREQS
 from corral.workflows.cve.wheels import Wheelhouse, ignore_corral_dir, pins_for, prepare
 
 DEFAULT_MODEL = "playbook:cve"
@@ -159,6 +159,8 @@ async def _payload(t: Triaged, opts: CampaignOptions) -> CvePayload:
     if checks:
         ignore_corral_dir(root)
         shutil.copyfile(Path(lockreqs.__file__), root / LOCKREQS)
+    if house is not None and t.plan.upgrades:  # (`prepare` made the ignored .corral/)
+        shutil.copyfile(Path(depcheck.__file__), root / DEPCHECK)
     targets = sorted({(u.package, a.id) for u in t.plan.upgrades for a in u.advisories})
     return CvePayload(
         repo=str(root),

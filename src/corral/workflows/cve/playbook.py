@@ -21,6 +21,7 @@ from typing import Any
 from corral.domain import Completion, ConfigError, Message, ToolCall, ToolSpec
 from corral.ports import Model
 from corral.store import TaskRow
+from corral.workflows.cve import depcheck
 from corral.workflows.cve.osv import AdvisorySource
 from corral.workflows.cve.sources import open_source
 from corral.workflows.cve.tasks import CvePayload, parse_instructions
@@ -128,7 +129,13 @@ class PlaybookModel:
             return self._bash(rnd, "install", install_command(p), 600, "Installing.")
         if step == "install":
             if exit_code(out) != 0:
-                return self._decide_fail(rnd, "installing the upgraded dependencies failed", out)
+                clash = next((x for x in out.splitlines() if x.startswith(depcheck.MARK)), None)
+                what = "installing the upgraded dependencies failed"
+                if clash is not None:
+                    what = "the upgrade conflicts with another dependency: " + clash.removeprefix(
+                        depcheck.MARK
+                    )
+                return self._decide_fail(rnd, what, out)
             if p.tests.kind == "none":
                 return self._rescan_step(rnd, mine)
             return self._bash(rnd, "tests", test_command(p), p.test_timeout_s,

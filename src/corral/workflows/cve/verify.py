@@ -31,6 +31,7 @@ VENV = "/tmp/corral-venv"
 FILE_MARK = "--- corral-file: "
 INSTALLED_MARK = "corral-installed: "
 LOCKREQS = f"{CORRAL_DIR}/lockreqs.py"
+DEPCHECK = f"{CORRAL_DIR}/depcheck.py"
 TestVerdict = Literal["passed", "failed", "no tests found"]
 
 
@@ -69,6 +70,10 @@ def install_command(p: CvePayload) -> str:
         # installed: a pin the wheelhouse lacks fails here instead of passing unnoticed.
         steps.append(f"{pip} --no-index --no-deps {WHEELS_DIR}/*.whl")
         steps.append(f"{pip} --no-index --no-deps {files}")
+        # --no-deps installs a bump past what another pin accepts: say so, as pip would.
+        upgraded = " ".join(sorted({shlex.quote(u.package) for u in p.plan.upgrades}))
+        if upgraded:
+            steps.append(f"{VENV}/bin/python {DEPCHECK} {upgraded}")
     return " && ".join(steps) + EXIT_TAIL
 
 
