@@ -389,6 +389,28 @@ def label_owner(root: Path) -> None:
     os.replace(part, root / "owner")
 
 
+def owner_label(root: Path) -> str | None:
+    """The owner token of `root`, or None while nobody can say (no label yet, or a label
+    being written by a live process). A writer killed between writing its part and the
+    rename left only the part: its token (or, cut short mid-write, its pid in the name)
+    still tells whether that writer is gone, so its root does not stay forever."""
+    try:
+        return (root / "owner").read_text().strip() or None
+    except FileNotFoundError:
+        pass
+    for part in root.glob(".owner.*"):
+        try:
+            token = part.read_text().strip()
+        except OSError:
+            continue
+        if token:
+            return token
+        pid = part.name.split(".")[2]
+        if pid.isdigit() and start_time(int(pid)) is None:
+            return f"{pid}:0"  # died mid-write: no process has that pid now
+    return None
+
+
 def owner_alive(token: str) -> bool:
     """Whether the process that wrote `token` is still running (not a reused pid)."""
     pid, _, started = token.partition(":")

@@ -23,7 +23,7 @@ from corral.domain import SandboxError
 from corral.sandbox import mounts
 from corral.sandbox.baselines import Baseline, SourceKey, baselines
 from corral.sandbox.hostrun import run_sh
-from corral.sandbox.procs import label_owner, owner_alive
+from corral.sandbox.procs import label_owner, owner_alive, owner_label
 
 log = logging.getLogger(__name__)
 
@@ -239,10 +239,10 @@ def reap_orphans(base: Path | None = None) -> list[Path]:
                 st = entry.stat(follow_symlinks=False)
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
                     continue
-                token = (root / "owner").read_text().strip()
+                token = owner_label(root)
             except OSError:
-                continue  # not a workspace, or one still being created
-            if not token or owner_alive(token):  # empty: an older writer's, mid-write
+                continue  # not a workspace
+            if token is None or owner_alive(token):  # None: still being created
                 continue
             try:
                 remove_root(root, capped=root in mounted)

@@ -171,6 +171,22 @@ def test_a_workspace_being_labelled_is_not_reaped(tmp_path: Path) -> None:
     assert reap_orphans(tmp_path) == [] and root.exists()
 
 
+def test_a_workspace_whose_labeller_died_mid_label_is_reaped(tmp_path: Path) -> None:
+    """Killed after writing its label's part but before the rename (or while writing the
+    part): the root had no `owner`, so the reaper skipped it forever (its tmpfs mounted)."""
+    dead = 999_999_999  # above pid_max: no process has it
+    roots = {name: tmp_path / f"corral-{name}" for name in ("whole", "cut", "live", "mine")}
+    for root in roots.values():
+        root.mkdir()
+    (roots["whole"] / f".owner.{dead}.1").write_text(f"{dead}:5")
+    (roots["cut"] / f".owner.{dead}.1").write_text("")
+    (roots["live"] / f".owner.{os.getpid()}.1").write_text("")  # ours, being written
+    (roots["mine"] / f".owner.{os.getpid()}.1").write_text(owner_token())  # renamed next
+    assert sorted(reap_orphans(tmp_path)) == sorted([roots["whole"], roots["cut"]])
+    assert roots["live"].exists() and roots["mine"].exists()
+    assert not roots["whole"].exists() and not roots["cut"].exists()
+
+
 def test_removing_a_workspace_never_touches_its_parent(tmp_path: Path) -> None:
     """A second remove (the root already gone) once chmod-ed /tmp to 0700, which locked
     every sandbox uid out of /tmp."""
