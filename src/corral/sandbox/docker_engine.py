@@ -143,10 +143,14 @@ async def prepare_image(
 
 
 async def drop_old_images(keep: str) -> list[str]:
-    """Earlier versions (other tags of the same name) of our image, ~200 MB each, once a
-    new one is built; one still used by a container stays."""
+    """Earlier versions of our image (tags of the same name ending in a lower `-N`),
+    ~200 MB each, once a new one is built; one still used by a container stays. Never a
+    newer one: during a rolling upgrade an older worker that rebuilt its own version
+    would otherwise remove the newer workers' image, and they its, over and over."""
     keep = keep if ":" in keep.rsplit("/", 1)[-1] else f"{keep}:latest"
-    name = keep.rsplit(":", 1)[0]
+    name, mine = keep.rsplit(":", 1)[0], _tag_version(keep)
+    if mine is None:
+        return []  # no version to order by: nothing is known to be older
     try:
         out = await docker("images", name, "--filter", "label=corral.image=1",
                            "--format", "{{.Repository}}:{{.Tag}}")  # fmt: skip
@@ -154,11 +158,18 @@ async def drop_old_images(keep: str) -> list[str]:
         return []  # tidying up is not worth failing a build that worked
     dropped = []
     for image in out.split():
-        if image != keep and not image.endswith(":<none>"):
+        theirs = _tag_version(image)
+        if theirs is not None and theirs < mine:
             with contextlib.suppress(SandboxError):
                 await docker("rmi", image)
                 dropped.append(image)
     return dropped
+
+
+def _tag_version(image: str) -> int | None:
+    """`corral-sandbox:bookworm-2` -> 2."""
+    tail = image.rsplit(":", 1)[-1].rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else None
 
 
 def _customise(root: Path) -> None:
