@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from rich.cells import cell_len
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -66,17 +67,21 @@ def event_line(e: Event) -> str:
     return f"{head}{e.type}"
 
 
+_BAR, _TIME = 10, 8  # the bar's width; the elapsed time's, up to `99:59:59`
+
+
 @contextlib.contextmanager
 def campaign_progress(title: str, unit: str) -> Iterator[Callable[[dict[str, Any]], None]]:
     """A progress bar on stderr, fed with campaign summaries (counts, done, total, cost)."""
     columns = (
         TextColumn("[bold]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=_BAR),
         TextColumn("{task.completed}/{task.total} " + unit),
-        TimeElapsedColumn(),  # before the detail: on a narrow screen only the detail is cut
+        TimeElapsedColumn(),
         TextColumn("{task.fields[detail]}"),
     )
-    with Progress(*columns, console=Console(stderr=True)) as bar:
+    console = Console(stderr=True)
+    with Progress(*columns, console=console) as bar:
         t = bar.add_task(title, total=None, detail="")
 
         def show(s: dict[str, Any]) -> None:
@@ -84,6 +89,12 @@ def campaign_progress(title: str, unit: str) -> Iterator[Callable[[dict[str, Any
             shown = [("running", "running"), ("needs_review", "review"), ("failed", "failed")]
             counts = [f"{name} {c[key]}" for key, name in shown if c.get(key)]
             detail = " · ".join([*counts, f"${s.get('cost_usd', 0.0):.4f}"])
+            # Rich shrinks every column of a line too wide for the screen (the elapsed time
+            # showed as `0:00:…`): cut the detail to the room the others leave instead.
+            done = f"{s['done']}/{s['total']} {unit}"
+            room = console.width - cell_len(title) - _BAR - cell_len(done) - _TIME - 4
+            if cell_len(detail) > room:
+                detail = detail[: max(room - 1, 0)] + "…" if room > 0 else ""
             bar.update(t, total=s["total"], completed=s["done"], detail=detail)
 
         yield show

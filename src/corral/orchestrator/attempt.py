@@ -256,14 +256,7 @@ class _Runner:
         if not ended:
             await self._log_end(stop.reason)
         if ended and stop.why == "cancelled":
-            done = await self.store.side_effect(delivery_key(self.task))
-            if done is not None:  # it was delivered before the cancel reached it
-                reason = "delivered before the cancel reached it"
-                await self.store.finish_attempt(
-                    self.lease, status=RunStatus.finished, reason=reason, error_kind=None,
-                    steps=self.steps, cost_usd=self._spent(), patch_path=patch,
-                    task_state=TaskState.succeeded, result={"reason": reason, "delivery": done},
-                )  # fmt: skip
+            if await self._finished_if_delivered(patch, "delivered before the cancel reached it"):
                 return
         if stop.why == "cancelled":  # (a delivery is only ever stopped by a cancel)
             result = {"reason": stop.reason} | ({"patch": patch} if patch else {})
@@ -274,6 +267,22 @@ class _Runner:
             )  # fmt: skip
             return
         await self._finish_failed(stop.reason, ErrorKind.retryable)
+
+    async def _finished_if_delivered(self, patch: str | None, reason: str) -> bool:
+        """A delivery stopped (cancel, time limit) while its record was written is done:
+        the PR is open, and the record says where."""
+        try:
+            done = await self.store.side_effect(delivery_key(self.task))
+        except CorralError:
+            return False  # unknown: end as stopped; a retry's delivery finds any record
+        if done is None:
+            return False
+        await self.store.finish_attempt(
+            self.lease, status=RunStatus.finished, reason=reason, error_kind=None,
+            steps=self.steps, cost_usd=self._spent(), patch_path=patch,
+            task_state=TaskState.succeeded, result={"reason": reason, "delivery": done},
+        )  # fmt: skip
+        return True
 
     async def _log_end(self, reason: str) -> None:
         """End the stopped run's log, once: the stop may have landed while an event (even
@@ -324,6 +333,9 @@ class _Runner:
                     await self._stopped(self.stop, patch, ended=True)
                 elif isinstance(e, TimeoutError):
                     limit = self.settings.delivery_timeout_s
+                    why = f"delivered, though past its {limit:g}s time limit"
+                    if await self._finished_if_delivered(patch, why):
+                        return
                     await self._finish_failed(
                         f"the delivery took over {limit:g}s: given up", ErrorKind.retryable
                     )

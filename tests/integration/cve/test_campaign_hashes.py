@@ -249,3 +249,5 @@ def test_a_bump_another_pin_does_not_accept_lands_in_review(run: dict[str, Any])
         "the upgrade conflicts with another dependency: httpkit 1.0 requires "
         "idna<3.7,>=2.5, but idna 3.7 is installed"
     ) in r["reason"]
+    command, _ = run["installs"]["clash"][-1]  # every pin in the venv, even one the host has
+    assert "--no-deps --ignore-installed .corral/wheels/*.whl" in command

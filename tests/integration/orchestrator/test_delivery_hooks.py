@@ -216,6 +216,31 @@ async def test_a_refused_delivery_waits_in_review_with_its_reason(tmp_path: Path
         await store.close()
 
 
+async def test_a_delivery_past_its_time_limit_while_recorded_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its time limit passed while the record was written: the attempt was given up as
+    failed (on a last attempt the task ended failed, its PR open and recorded)."""
+    register_delivery("test-pr", _opens_a_pr)
+    real = Store.record_side_effect
+
+    async def slow_record(self: Store, key: str, **kw: Any) -> dict[str, Any]:
+        done = await real(self, key, **kw)
+        await asyncio.sleep(1.0)  # the commit's answer is late: the time limit passes
+        return done
+
+    monkeypatch.setattr(Store, "record_side_effect", slow_record)
+    store, status = await asyncio.wait_for(_run(tmp_path, "test-pr", delivery_timeout_s=0.3), 60)
+    try:
+        (task,) = status["tasks"]
+        assert task["state"] == "succeeded" and task["attempts"] == 1, status
+        row = await store.get_task(task["id"])
+        assert row.result["delivery"] == {"pr": "https://forge.example/pr/1"}
+        assert row.result["reason"] == "delivered, though past its 0.3s time limit"
+    finally:
+        await store.close()
+
+
 async def test_a_cancelled_delivery_still_records_what_it_did(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
