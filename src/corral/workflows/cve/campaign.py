@@ -137,7 +137,10 @@ async def triage(
                 continue
             t.rank = max((f.severity.rank for f in t.report.findings if f.severity), default=-1)
             if t.plan.upgrades:
-                t.payload = await _payload(t, opts)
+                try:
+                    t.payload = await _payload(t, opts)
+                except ConfigError as e:  # this repo only (a planted `.corral` link)
+                    t.error = f"cannot prepare: {e}"
     finally:
         if index is not None:
             await index.aclose()

@@ -23,6 +23,7 @@ from pathlib import Path
 from packaging.markers import InvalidMarker, Marker
 from packaging.utils import canonicalize_name
 
+from corral.domain import ConfigError
 from corral.workflows.cve.manifests import read_repo
 from corral.workflows.cve.models import FixPlan
 
@@ -76,9 +77,20 @@ class Wheelhouse:
 
 
 def ignore_corral_dir(root: Path) -> Path:
-    """`.corral/` holds our working files; a `*` .gitignore keeps all of it out of git."""
+    """`.corral/` holds our working files; a `*` .gitignore keeps all of it out of git.
+
+    The host writes there as root, from the repo's own tree: a symlink the repo planted
+    (`.corral -> /etc`, `.corral/pins.txt -> /root/.bashrc`) would turn those writes
+    into writes anywhere. So `.corral` must be a real directory, and links in it go.
+    """
     d = root / CORRAL_DIR
+    if d.is_symlink() or (d.exists() and not d.is_dir()):
+        raise ConfigError(f"{d} is not a directory: corral keeps its working files there")
     d.mkdir(exist_ok=True)
+    with os.scandir(d) as entries:
+        for entry in entries:
+            if entry.is_symlink():
+                os.unlink(entry.path)
     gi = d / ".gitignore"
     if not gi.is_file() or gi.read_text().strip() != "*":
         gi.write_text("*\n")
