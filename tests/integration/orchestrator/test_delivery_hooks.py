@@ -157,34 +157,19 @@ async def _opens_a_pr(store: Store, task: TaskRow, attempt_id: str, diff: str, h
     return {"pr": "https://forge.example/pr/1"}
 
 
-async def test_a_cancel_while_the_delivery_is_recorded_keeps_the_record(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The PR was open and its record being written when the cancel came: the record was
-    lost with the cancel, so the task said cancelled and nothing said where its PR was."""
-    register_delivery("test-pr", _opens_a_pr)
-    delivering[:] = [asyncio.Event()]
+def _answered_late(delay: float) -> Any:
+    """`Store.record_side_effect`, written at once but answered `delay` seconds late (a
+    slow commit), telling the running test when it is written."""
     real = Store.record_side_effect
 
-    async def slow_record(self: Store, key: str, **kw: Any) -> dict[str, Any]:
+    async def late(self: Store, key: str, **kw: Any) -> dict[str, Any]:
         done = await real(self, key, **kw)
         for event in delivering:
             event.set()
-        await asyncio.sleep(1.5)  # the commit's answer is late: the cancel lands meanwhile
+        await asyncio.sleep(delay)
         return done
 
-    monkeypatch.setattr(Store, "record_side_effect", slow_record)
-    store, status = await asyncio.wait_for(_run(tmp_path, "test-pr", _cancel_once_delivering), 60)
-    try:
-        (task,) = status["tasks"]
-        assert task["state"] == "succeeded" and task["attempts"] == 1, status
-        row = await store.get_task(task["id"])
-        assert row.result["delivery"] == {"pr": "https://forge.example/pr/1"}
-        assert row.result["reason"] == "delivered before the cancel reached it"
-        assert await store.side_effect(f"deliver:{task['id']}") == row.result["delivery"]
-        assert len(calls) == 1
-    finally:
-        await store.close()
+    return late
 
 
 async def test_a_hung_delivery_is_given_up_and_the_attempt_retried(tmp_path: Path) -> None:
@@ -216,27 +201,31 @@ async def test_a_refused_delivery_waits_in_review_with_its_reason(tmp_path: Path
         await store.close()
 
 
-async def test_a_delivery_past_its_time_limit_while_recorded_is_done(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("how", "settings", "reason"),
+    [
+        ("cancel", {}, "delivered before the cancel reached it"),
+        ("time limit", {"delivery_timeout_s": 0.3}, "delivered, though past its 0.3s time limit"),
+    ],
+)
+async def test_a_delivery_stopped_while_its_record_is_written_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, settings: Any, reason: str
 ) -> None:
-    """Its time limit passed while the record was written: the attempt was given up as
-    failed (on a last attempt the task ended failed, its PR open and recorded)."""
+    """The PR was open and its record being written when the stop came. A cancel lost
+    the record (the task said cancelled, nothing said where its PR was); a time limit gave
+    the attempt up (on a last attempt the task ended failed, its PR open and recorded)."""
     register_delivery("test-pr", _opens_a_pr)
-    real = Store.record_side_effect
-
-    async def slow_record(self: Store, key: str, **kw: Any) -> dict[str, Any]:
-        done = await real(self, key, **kw)
-        await asyncio.sleep(1.0)  # the commit's answer is late: the time limit passes
-        return done
-
-    monkeypatch.setattr(Store, "record_side_effect", slow_record)
-    store, status = await asyncio.wait_for(_run(tmp_path, "test-pr", delivery_timeout_s=0.3), 60)
+    delivering[:] = [asyncio.Event()]
+    monkeypatch.setattr(Store, "record_side_effect", _answered_late(1.5))
+    during = _cancel_once_delivering if how == "cancel" else None
+    store, status = await asyncio.wait_for(_run(tmp_path, "test-pr", during, **settings), 60)
     try:
         (task,) = status["tasks"]
         assert task["state"] == "succeeded" and task["attempts"] == 1, status
         row = await store.get_task(task["id"])
-        assert row.result["delivery"] == {"pr": "https://forge.example/pr/1"}
-        assert row.result["reason"] == "delivered, though past its 0.3s time limit"
+        assert row.result == {"reason": reason, "delivery": {"pr": "https://forge.example/pr/1"}}
+        assert await store.side_effect(f"deliver:{task['id']}") == row.result["delivery"]
+        assert len(calls) == 1
     finally:
         await store.close()
 
