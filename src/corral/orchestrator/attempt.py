@@ -255,10 +255,10 @@ class _Runner:
             return  # the new holder owns the task now; any write of ours would be fenced out
         if not ended:
             await self._log_end(stop.reason)
-        if ended and stop.why == "cancelled":
-            if await self._finished_if_delivered(patch, "delivered before the cancel reached it"):
-                return
         if stop.why == "cancelled":  # (a delivery is only ever stopped by a cancel)
+            why = "delivered before the cancel reached it"
+            if ended and await self._finished_if_delivered(patch, why):
+                return
             result = {"reason": stop.reason} | ({"patch": patch} if patch else {})
             await self.store.finish_attempt(
                 self.lease, status=RunStatus.failed, reason=stop.reason,

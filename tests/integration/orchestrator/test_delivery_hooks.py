@@ -40,28 +40,23 @@ stopped: list[str] = []
 delivering: list[asyncio.Event] = []  # the running test's, made on its loop
 
 
-async def _waits(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
-    calls.append(attempt_id)
-    for event in delivering:
-        event.set()
-    try:
-        await asyncio.sleep(30)
-    except asyncio.CancelledError:
-        stopped.append(attempt_id)
-        raise
-    return {"late": True}
+def _waiting(clean_up_s: float) -> Any:
+    """A delivery that waits to be stopped, then takes `clean_up_s` to stop (a push to
+    kill and wait for)."""
 
+    async def waits(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
+        calls.append(attempt_id)
+        for event in delivering:
+            event.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            stopped.append(attempt_id)
+            await asyncio.sleep(clean_up_s)
+            raise
+        return {"late": True}
 
-async def _slow_to_stop(store: Store, task: TaskRow, attempt_id: str, diff: str, home: Path) -> Any:
-    calls.append(attempt_id)
-    for event in delivering:
-        event.set()
-    try:
-        await asyncio.sleep(30)
-    except asyncio.CancelledError:
-        await asyncio.sleep(1.5)  # its own clean-up (a push to kill and wait for)
-        raise
-    return {"late": True}
+    return waits
 
 
 async def _cancel_once_delivering(store: Store) -> None:
@@ -115,7 +110,7 @@ async def test_a_slow_delivery_is_no_zombie(tmp_path: Path) -> None:
 async def test_a_cancel_during_the_delivery_stops_it(tmp_path: Path) -> None:
     """It was dropped: the run had ended, so no heartbeat looked at the task any more, and
     the delivery (a push, a PR) went on and the task ended succeeded."""
-    register_delivery("test-waits", _waits)
+    register_delivery("test-waits", _waiting(0))
     stopped.clear()
     delivering[:] = [asyncio.Event()]
     store, status = await asyncio.wait_for(
@@ -140,7 +135,7 @@ async def test_a_cancel_wins_over_a_delivery_time_limit_that_ends_meanwhile(
 ) -> None:
     """The delivery took a moment to stop and its time limit passed meanwhile: the task
     was retried (ready again, the cancel request cleared) instead of cancelled."""
-    register_delivery("test-slow-stop", _slow_to_stop)
+    register_delivery("test-slow-stop", _waiting(1.5))
     delivering[:] = [asyncio.Event()]
     store, status = await asyncio.wait_for(
         _run(tmp_path, "test-slow-stop", _cancel_once_delivering, delivery_timeout_s=1.0), 60

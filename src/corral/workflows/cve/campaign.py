@@ -162,7 +162,7 @@ async def _payload(t: Triaged, opts: CampaignOptions) -> CvePayload:
     if checks:
         ignore_corral_dir(root)
         shutil.copyfile(Path(lockreqs.__file__), root / LOCKREQS)
-    if house is not None and t.plan.upgrades:  # (`prepare` made the ignored .corral/)
+    if house is not None:  # (`prepare` made the ignored .corral/)
         shutil.copyfile(Path(depcheck.__file__), root / DEPCHECK)
     targets = sorted({(u.package, a.id) for u in t.plan.upgrades for a in u.advisories})
     return CvePayload(

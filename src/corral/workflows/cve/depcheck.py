@@ -16,18 +16,21 @@ Prints one `corral-conflict:` line per conflict; exits 1 when there is any.
 
 from __future__ import annotations
 
-import re
 import sys
 import sysconfig
 from importlib import metadata
 
 try:
     from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
     from packaging.version import InvalidVersion, Version
 except ImportError:  # pip's own copy: always there, since pip installs into this venv
     from pip._vendor.packaging.requirements import (  # type: ignore[no-redef,assignment]
         InvalidRequirement,
         Requirement,
+    )
+    from pip._vendor.packaging.utils import (  # type: ignore[no-redef,assignment]
+        canonicalize_name,
     )
     from pip._vendor.packaging.version import (  # type: ignore[no-redef,assignment]
         InvalidVersion,
@@ -37,20 +40,16 @@ except ImportError:  # pip's own copy: always there, since pip installs into thi
 MARK = "corral-conflict: "
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def conflicts(sites: list[str], upgraded: set[str]) -> list[str]:
     """Conflicts among the packages in `sites` (the venv's own) involving an upgraded one."""
-    upgraded = {_norm(n) for n in upgraded}
+    upgraded = {canonicalize_name(n) for n in upgraded}
     dists = list(metadata.distributions(path=sites))
     have: dict[str, str] = {}
     for dist in dists:
-        have.setdefault(_norm(dist.metadata["Name"] or ""), dist.version)
+        have.setdefault(canonicalize_name(dist.metadata["Name"] or ""), dist.version)
     found = []
     for dist in dists:
-        name = _norm(dist.metadata["Name"] or "")
+        name = canonicalize_name(dist.metadata["Name"] or "")
         for line in dist.requires or ():
             try:
                 req = Requirement(line)
@@ -58,7 +57,7 @@ def conflicts(sites: list[str], upgraded: set[str]) -> list[str]:
                 continue
             if req.marker is not None and not req.marker.evaluate({"extra": ""}):
                 continue  # an extra's requirement, or not for this Python
-            dep = _norm(req.name)
+            dep = canonicalize_name(req.name)
             version = have.get(dep)
             if version is None or not {name, dep} & upgraded:
                 continue

@@ -129,12 +129,13 @@ class PlaybookModel:
             return self._bash(rnd, "install", install_command(p), 600, "Installing.")
         if step == "install":
             if exit_code(out) != 0:
-                clash = next((x for x in out.splitlines() if x.startswith(depcheck.MARK)), None)
-                what = "installing the upgraded dependencies failed"
-                if clash is not None:
-                    what = "the upgrade conflicts with another dependency: " + clash.removeprefix(
-                        depcheck.MARK
-                    )
+                mark = depcheck.MARK
+                clash = next((x for x in out.splitlines() if x.startswith(mark)), "")
+                what = (
+                    f"the upgrade conflicts with another dependency: {clash.removeprefix(mark)}"
+                    if clash
+                    else "installing the upgraded dependencies failed"
+                )
                 return self._decide_fail(rnd, what, out)
             if p.tests.kind == "none":
                 return self._rescan_step(rnd, mine)
