@@ -150,3 +150,42 @@ async def test_a_closed_loop_does_not_stop_the_writer(store: Store) -> None:
     await asyncio.to_thread(elsewhere)
     await store.append(_event(aid, 2))  # served: the writer thread is alive
     assert store.writer._thread.is_alive()
+
+
+async def test_the_writer_keeps_its_connection_between_writes(store: Store) -> None:
+    """A pool checkout per write (its liveness ping, its reset) was a quarter of a small
+    write's cost: the writer thread keeps one connection."""
+    checkouts = 0
+
+    def counted(*_args: Any) -> None:
+        nonlocal checkouts
+        checkouts += 1
+
+    aid = await new_attempt(store)
+    sa.event.listen(store.writer.engine, "checkout", counted)
+    for seq in range(20):
+        await store.append(_event(aid, seq))
+    assert checkouts == 0
+    assert [e.seq for e in await store.events(aid)] == list(range(20))
+
+
+async def test_a_writer_whose_connection_was_killed_writes_on_a_new_one(
+    pg_url: str, tmp_path: Any
+) -> None:
+    """A server that ends the writer's session (a restart, an admin's kill): the next
+    write reconnects instead of failing on the dead connection."""
+    store = await Store.open(pg_url, home=tmp_path / ".corral")
+    try:
+        aid = await new_attempt(store)
+        backend = "SELECT pg_backend_pid()"
+        before = await store.writer.run(lambda c: c.exec_driver_sql(backend).scalar_one())
+        with sa.create_engine(
+            pg_url.replace("postgresql://", "postgresql+psycopg://")
+        ).connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:p)"), {"p": before})
+        await store.append(_event(aid, 0))
+        after = await store.writer.run(lambda c: c.exec_driver_sql(backend).scalar_one())
+        assert after != before
+        assert [e.seq for e in await store.events(aid)] == [0]
+    finally:
+        await store.close()
