@@ -222,3 +222,31 @@ def test_discovery_skips_virtualenvs_and_vendored_code(tmp_path: Path) -> None:
         },
     )
     assert list(by_name(tmp_path)) == ["good"]
+
+
+def test_nothing_outside_the_repository_is_read(tmp_path: Path) -> None:
+    """A manifest linked, or a file included, from outside the repo is an error, and its
+    text (a host's secrets, say) appears nowhere in what the scan reports."""
+    host = tmp_path / "host"
+    write(host, {"secret.txt": "HOST-SECRET-1\nrequests==2.0.0\n"})
+    repo = tmp_path / "repo"
+    write(
+        repo,
+        {
+            "requirements-dev.txt": "idna==3.6\n-r ../host/secret.txt\n",
+            "base/requirements.txt": "jinja2==2.10\n",
+        },
+    )
+    (repo / "requirements.txt").symlink_to(host / "secret.txt")
+    (repo / "reqs").mkdir()
+    (repo / "reqs" / "requirements-base.txt").symlink_to(repo / "base" / "requirements.txt")
+    result = read_repo(repo)
+    assert sorted(d.name for d in result.declared) == ["idna", "jinja2"]  # a link inside: once
+    errors = {(i.file, i.line, i.message) for i in result.issues if i.kind == "error"}
+    assert errors == {
+        ("requirements.txt", 1, "links outside the repository: not read"),
+        ("requirements-dev.txt", 2,
+         "included file ../host/secret.txt is outside the repository: not read"),
+    }  # fmt: skip
+    assert "HOST-SECRET" not in repr(result)
+    assert "requirements.txt" not in result.files

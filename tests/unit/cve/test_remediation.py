@@ -10,7 +10,7 @@ from pathlib import Path
 from corral.domain import Message, ToolCall
 from corral.tools import default_tools
 from corral.workflows.cve import OsvDatabase, plan_fixes, scan_repo
-from corral.workflows.cve.edits import build_edits
+from corral.workflows.cve.edits import build_edits, hashed_requirement_files
 from corral.workflows.cve.playbook import RESULT_MARK, PlaybookModel, parse_spec
 from corral.workflows.cve.pr import pr_body, result_from_reason
 from corral.workflows.cve.tasks import (
@@ -20,6 +20,7 @@ from corral.workflows.cve.tasks import (
     render_instructions,
 )
 from corral.workflows.cve.tasks import TestPlan as Plan  # not a test class to collect
+from corral.workflows.cve.verify import rescan
 
 from .conftest import write
 
@@ -142,6 +143,34 @@ def test_rescan_that_still_sees_the_advisory_is_not_a_success(
     assert [c.name for c in final] == ["escalate"]
     assert "still vulnerable: idna PYSEC-2024-60" in final[0].arguments["reason"]
     assert RESULT_MARK in final[0].arguments["reason"]
+
+
+def test_the_rescan_never_copies_a_manifest_linked_out_of_the_repo(
+    tmp_path: Path, db: OsvDatabase
+) -> None:
+    """The host re-scans the repo's own files where the sandbox's output was cut: a
+    manifest that is (by then) a link to a host file is left out, not read."""
+    repo, host = tmp_path / "repo", tmp_path / "host"
+    write(repo, {"requirements.txt": "idna==3.6\n"})
+    write(host, {"requirements.txt": "idna==3.6\n"})
+    p = _payload(repo, db, Plan(kind="none"))
+    (repo / "requirements.txt").unlink()
+    (repo / "requirements.txt").symlink_to(host / "requirements.txt")
+    check = asyncio.run(rescan(p, db, "", truncated=True, fallback={}))
+    assert check.remaining == [] and check.added == []
+    (repo / "requirements.txt").unlink()
+    (repo / "requirements.txt").write_text("idna==3.6\n")  # the same file, in the repo
+    check = asyncio.run(rescan(p, db, "", truncated=True, fallback={}))
+    assert check.remaining == [("idna", "PYSEC-2024-60")]
+
+
+def test_hash_checking_is_judged_from_files_in_the_repository_only(tmp_path: Path) -> None:
+    write(tmp_path / "host", {"hashed.txt": "idna==3.6 --hash=sha256:aaaa\n"})
+    write(tmp_path / "repo", {"requirements.txt": "-r ../host/hashed.txt\n"})
+    write(tmp_path / "repo", {"dev-requirements.txt": "-r inner/hashed.txt\n"})
+    write(tmp_path / "repo", {"inner/hashed.txt": "idna==3.6 --hash=sha256:aaaa\n"})
+    files = ("requirements.txt", "dev-requirements.txt")
+    assert hashed_requirement_files(tmp_path / "repo", files) == ("dev-requirements.txt",)
 
 
 def test_spec_parsing() -> None:

@@ -7,7 +7,13 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from corral.workflows.cve.manifests.base import LOCK_SOURCES, Declared, ManifestResult, rel
+from corral.workflows.cve.manifests.base import (
+    LOCK_SOURCES,
+    Declared,
+    ManifestResult,
+    inside,
+    rel,
+)
 from corral.workflows.cve.manifests.locks import (
     read_pipfile_lock,
     read_poetry_lock,
@@ -92,6 +98,7 @@ __all__ = [
     "Declared",
     "ManifestResult",
     "discover",
+    "inside",
     "poetry_to_pep440",
     "read_repo",
     "rel",

@@ -81,6 +81,13 @@ def rel(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
+def inside(path: Path, root: Path) -> bool:
+    """Whether the file really lies in the repository, links followed. Why: a repo's
+    manifest may be a link (or include a path) to any file of the host, and what a
+    manifest holds ends up in reports, prompts and pull requests."""
+    return path.resolve().is_relative_to(root.resolve())
+
+
 def pin_of(spec: SpecifierSet) -> str | None:
     """The exact version a specifier set allows, if it pins one (`==1.2`, `===1.2`)."""
     items = list(spec)
@@ -122,6 +129,10 @@ def load_manifest(
     other manifests' findings still come back. Without `parse`, `data` is the text."""
     result = ManifestResult()
     name = rel(path, root)
+    if not inside(path, root):
+        shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else name
+        result.error(shown, 1, "links outside the repository: not read")
+        return result, shown, "", None
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
     except OSError as e:

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
-from corral.workflows.cve.manifests.base import ManifestResult, Source, declare, load_manifest
+from corral.workflows.cve.manifests.base import (
+    ManifestResult,
+    Source,
+    declare,
+    inside,
+    load_manifest,
+)
 
 _COMMENT = re.compile(r"(^|\s+)#.*$")
 _INCLUDE = re.compile(r"^(-r|--requirement|-c|--constraint)(?:\s*=\s*|\s+|(?=[^\s=-]))(.+)$")
@@ -66,6 +72,11 @@ def read_requirements(
                 result.skip(name, no, f"remote include {target} not fetched")
                 continue
             included = (path.parent / target).resolve()
+            if not inside(included, root):
+                result.error(
+                    name, no, f"included file {target} is outside the repository: not read"
+                )
+                continue
             if not included.is_file():
                 result.error(name, no, f"included file {target} not found")
                 continue
