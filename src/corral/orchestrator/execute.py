@@ -50,8 +50,9 @@ class Sink:
         await self.append_many([event])
 
     async def append_many(self, events: Sequence[Event]) -> None:
-        events = self.redactor.redact_events(events)
-        await self.store.append_many(events)
+        encoded = [self.redactor.encode_event(e) for e in events]
+        events = [event for event, _ in encoded]
+        await self.store.append_many(events, [text for _, text in encoded])
         self.events.extend(events)
         for hook in self.hooks:
             for event in events:

@@ -117,10 +117,16 @@ class Store(SchedulingOps, DependencyOps, ReviewOps):
         """Persist one event; a duplicate (attempt, seq) is a bug and raises StoreError."""
         await self.writer.write([_row(event)])
 
-    async def append_many(self, batch: Sequence[Event]) -> None:
-        """Persist several events in one commit: all of them or none."""
+    async def append_many(
+        self, batch: Sequence[Event], payloads: Sequence[str] | None = None
+    ) -> None:
+        """Persist several events in one commit: all of them or none. `payloads`: their
+        JSON, when the caller has it already."""
+        if payloads is not None and len(payloads) != len(batch):
+            raise ValueError("one payload per event")
         if batch:
-            await self.writer.write([_row(e) for e in batch])
+            texts = payloads or [event_to_json(e) for e in batch]
+            await self.writer.write([_row(e, t) for e, t in zip(batch, texts, strict=True)])
 
     async def end_attempt(
         self,
@@ -209,13 +215,13 @@ def _migrate(engine: sa.Engine) -> None:
         upgrade(conn)
 
 
-def _row(event: Event) -> dict[str, Any]:
+def _row(event: Event, payload: str | None = None) -> dict[str, Any]:
     return {
         "attempt_id": event.attempt_id,
         "seq": event.seq,
         "type": event.type,
         "ts": event.ts,
-        "payload": event_to_json(event),
+        "payload": event_to_json(event) if payload is None else payload,
     }
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from tests.unit.policy.gitrepo import make_repo, staged_diff
 
+from corral.domain import Observed, event_to_json
 from corral.orchestrator.policy import Redactor
 from corral.orchestrator.policy import binary_patch as bp
 from corral.orchestrator.policy.diffs import added_secret
@@ -90,3 +91,14 @@ def test_a_hunk_that_cannot_be_decoded_is_held(tmp_path: Path) -> None:
     broken = diff[:data] + "Z" + "~" * 10 + diff[diff.index("\n", data) :]
     assert added_secret(broken, R) == "blob.bin (binary)"
     assert BINARY_MARK in R.redact(broken)
+
+
+def test_an_event_carrying_a_binary_patch_is_redacted_when_encoded(tmp_path: Path) -> None:
+    """The patch's encoding hides the secret from the JSON text; the patch's mark does not,
+    so the event is searched decoded."""
+    repo = make_repo(tmp_path, {"keep.txt": b"x\n"})
+    diff = _diff(repo, {"blob.bin": b"\x00\x01header " + VALUE.encode()})
+    event = Observed(attempt_id="a", seq=1, call_id="c", tool="bash", output=diff)
+    clean, text = R.encode_event(event)
+    assert isinstance(clean, Observed) and BINARY_MARK in clean.output
+    assert VALUE not in _carried(clean.output) and text == event_to_json(clean)

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from corral.domain import ActionTaken, Observed
+from corral.domain import ActionTaken, Observed, event_to_json
 from corral.orchestrator.policy import RedactingFilter, Redactor
 
 SHAPES = {
@@ -64,6 +64,46 @@ def test_events_are_redacted_field_by_field() -> None:
     assert clean.args["command"] == "echo [REDACTED:env:X_SECRET] [REDACTED:github_token]"
     obs = Observed(attempt_id="a", seq=2, call_id="c", tool="bash", output="fine")
     assert r.redact_event(obs) is obs
+
+
+@pytest.mark.parametrize("count", [1, 40])
+@pytest.mark.parametrize(
+    ("value", "around"),
+    [
+        ('quo"ted\\back-slashed', "{}"),  # JSON escapes a quote and a backslash
+        ("line\nbroken-secret", "x{}y"),  # and a newline
+        ("n\u00e4me-\u00fcnicode-secret", "{}"),  # but not non-ASCII
+        ("tab\tand\x01ctl-secret", "[{}]"),  # nor control characters the same way
+    ],
+)
+def test_encoding_an_event_finds_a_value_json_escapes(value: str, around: str, count: int) -> None:
+    """`encode_event` judges from the JSON text: a value must be found there as JSON
+    writes it, among few registered values or many."""
+    values = {value: "env:S"} | {f"other-registered-{i:04d}": "k" for i in range(count - 1)}
+    r = Redactor(values)
+    event = Observed(attempt_id="a", seq=1, call_id="c", tool="bash", output=around.format(value))
+    clean, text = r.encode_event(event)
+    assert isinstance(clean, Observed) and clean.output == around.format("[REDACTED:env:S]")
+    assert text == event_to_json(clean) and value not in text
+
+
+@pytest.mark.parametrize("kind", sorted(SHAPES))
+def test_encoding_an_event_finds_every_token_shape_after_any_character(kind: str) -> None:
+    """In JSON a newline becomes `\\n`, so a token after one follows a letter there: the
+    shape is still found (the event's fields are searched, not the JSON text)."""
+    event = ActionTaken(attempt_id="a", seq=1, call_id="c", tool="bash",
+                        args={"command": "echo\n" + SHAPES[kind]})  # fmt: skip
+    clean, text = Redactor().encode_event(event)
+    assert isinstance(clean, ActionTaken)
+    assert clean.args["command"] == f"echo\n[REDACTED:{kind}]"
+    assert text == event_to_json(clean)
+
+
+def test_encoding_a_clean_event_serializes_it_once_and_changes_nothing() -> None:
+    r = Redactor({"my-very-secret-value": "env:X_SECRET"})
+    obs = Observed(attempt_id="a", seq=2, call_id="c", tool="bash", output="all fine")
+    clean, text = r.encode_event(obs)
+    assert clean is obs and text == event_to_json(obs)
 
 
 def test_log_filter_redacts_messages_args_and_tracebacks() -> None:

@@ -15,10 +15,12 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import Any
 
-from corral.domain import EVENT_ADAPTER, Event
+from pydantic_core import to_json
+
+from corral.domain import EVENT_ADAPTER, Event, event_to_json
 from corral.orchestrator.policy import binary_patch
 
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|AUTH|PRIVATE", re.I)
@@ -47,6 +49,7 @@ _SHAPE_HINTS = ("-----BEGIN", "github_pat_", "ghp_", "gho_", "ghu_", "ghs_", "gh
 # Up to this many known values are looked for one by one (a substring test each).
 _FEW_VALUES = 16
 BINARY_MARK = "[REDACTED:binary]"
+_BINARY_HINT = binary_patch.MARK.strip()  # its newline is escaped in JSON text
 
 
 def _strings(obj: Any) -> Iterator[str]:
@@ -78,6 +81,8 @@ class Redactor:
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
         self._values: dict[str, str] = {}  # value -> kind
         self._value_rx: re.Pattern[str] | None = None
+        self._json_forms: tuple[str, ...] = ()  # each value as it appears in JSON text
+        self._json_rx: re.Pattern[str] | None = None
         self._lock = threading.Lock()
         for value, kind in (values or {}).items():
             self.add(value, kind)
@@ -95,6 +100,9 @@ class Redactor:
             self._values[value] = kind
             alternatives = sorted(self._values, key=len, reverse=True)
             self._value_rx = re.compile("|".join(re.escape(v) for v in alternatives))
+            forms = sorted({to_json(v).decode()[1:-1] for v in self._values}, key=len)[::-1]
+            self._json_forms = tuple(forms)
+            self._json_rx = re.compile("|".join(re.escape(f) for f in forms))
 
     def finds(self, text: str) -> bool:
         """Whether the text holds any secret value or token shape."""
@@ -114,11 +122,7 @@ class Redactor:
     def _plain(self, text: str) -> bool:
         if any(hint in text for hint in _SHAPE_HINTS) and _ANY_SHAPE.search(text):
             return True
-        values = self._values
-        if len(values) <= _FEW_VALUES:
-            return any(value in text for value in values)
-        rx = self._value_rx
-        return rx is not None and rx.search(text) is not None
+        return _holds_any(text, self._values, self._value_rx)
 
     def redact(self, text: str) -> str:
         if not text or not self._anything(text):
@@ -164,8 +168,28 @@ class Redactor:
             return event
         return EVENT_ADAPTER.validate_python(clean)
 
-    def redact_events(self, events: Iterable[Event]) -> list[Event]:
-        return [self.redact_event(e) for e in events]
+    def encode_event(self, event: Event) -> tuple[Event, str]:
+        """The event with secrets replaced, and its JSON as stored. Serialized once when
+        the JSON shows no trace of a secret (nearly always): every hint of a token shape,
+        every known value (as JSON escapes it) and a binary patch's mark appear in the
+        JSON text whenever they appear in a field, so their absence there is proof."""
+        text = event_to_json(event)
+        if not self._json_may_hold(text):
+            return event, text
+        clean = self.redact_event(event)
+        return clean, text if clean is event else event_to_json(clean)
+
+    def _json_may_hold(self, text: str) -> bool:
+        if any(hint in text for hint in _SHAPE_HINTS) or _BINARY_HINT in text:
+            return True
+        return _holds_any(text, self._json_forms, self._json_rx)
+
+
+def _holds_any(text: str, values: Collection[str], rx: re.Pattern[str] | None) -> bool:
+    """A few values are looked for one by one (a substring test each), many by one regex."""
+    if len(values) <= _FEW_VALUES:
+        return any(value in text for value in values)
+    return rx is not None and rx.search(text) is not None
 
 
 _DEFAULT: Redactor | None = None
