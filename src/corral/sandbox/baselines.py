@@ -22,7 +22,6 @@ import itertools
 import os
 import shutil
 import stat
-import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -30,7 +29,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from corral.sandbox.procs import label_owner
+from corral.sandbox.procs import owned_tempdir
 
 __all__ = ["Baseline", "Baselines", "SourceKey", "baselines"]
 
@@ -156,12 +155,11 @@ class Baselines:
             shutil.rmtree(path, ignore_errors=True)
 
     def _root(self) -> Path:
-        """This process's dir of snapshots, labelled with its owner so that one a killed
+        """This process's dir of snapshots, named for its owner so that one a killed
         worker left is reaped like its workspaces (`workspace.reap_orphans`)."""
         with self._lock:
             if self._dir is None or not self._dir.is_dir():
-                root = Path(tempfile.mkdtemp(prefix="corral-baselines-"))
-                label_owner(root)
+                root = owned_tempdir("corral-baselines-")
                 atexit.register(shutil.rmtree, root, ignore_errors=True)
                 self._dir = root
             return self._dir

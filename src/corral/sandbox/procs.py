@@ -7,8 +7,9 @@ import errno
 import functools
 import logging
 import os
+import re
 import signal
-import threading
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -381,19 +382,30 @@ def _own_token(pid: int) -> str:
     return owner_token(pid)
 
 
-def label_owner(root: Path) -> None:
-    """Write our token to `root/owner` in one step: a reaper reading a half-written label
-    (an empty file) took a live process's workspace or spawn room for an orphan."""
-    part = root / f".owner.{os.getpid()}.{threading.get_ident()}"
-    part.write_text(owner_token())
-    os.replace(part, root / "owner")
+def owned_tempdir(prefix: str) -> Path:
+    """A new temp dir whose name carries our owner token (`PREFIX<pid>-<start>-XXXXXXXX`).
+    Why: a label written into it afterwards could be cut off by a kill -9 between the
+    two steps, leaving a dir (a mounted tmpfs, even) that no reaper could tell was
+    orphaned; a name is there from the first instant."""
+    pid, _, started = owner_token().partition(":")
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{pid}-{started}-"))
+
+
+_OWNED_NAME = re.compile(r"-(\d+)-(\d+)-[^-]+$")
+
+
+def dir_owner(root: Path) -> str | None:
+    """The owner token of a dir `owned_tempdir` made; for one an older corral made, its
+    `owner` label (None while nobody can say)."""
+    m = _OWNED_NAME.search(root.name)
+    return f"{m[1]}:{m[2]}" if m else owner_label(root)
 
 
 def owner_label(root: Path) -> str | None:
-    """The owner token of `root`, or None while nobody can say (no label yet, or a label
-    being written by a live process). A writer killed between writing its part and the
-    rename left only the part: its token (or, cut short mid-write, its pid in the name)
-    still tells whether that writer is gone, so its root does not stay forever."""
+    """The owner token an older corral wrote into `root`, or None while nobody can say
+    (no label yet, or a label being written by a live process). A writer killed between
+    writing its part and the rename left only the part: its token (or, cut short
+    mid-write, its pid in the name) still tells whether that writer is gone."""
     try:
         return (root / "owner").read_text().strip() or None
     except FileNotFoundError:

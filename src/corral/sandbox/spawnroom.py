@@ -19,12 +19,11 @@ import contextlib
 import logging
 import os
 import shutil
-import tempfile
 import threading
 from pathlib import Path
 
 from corral.sandbox import mounts
-from corral.sandbox.procs import label_owner
+from corral.sandbox.procs import owned_tempdir
 
 log = logging.getLogger(__name__)
 
@@ -73,13 +72,12 @@ def room() -> Path | None:
     with _LOCK:
         if _ROOM is not None and _ROOM[0] == os.getpid():
             return _ROOM[1]
-        path = Path(tempfile.mkdtemp(prefix="corral-spawn-"))
+        path = owned_tempdir("corral-spawn-")  # so `reap_orphans` can clean up
         try:
             # A small shared tmpfs: its binds reach the launcher's namespace, and making
             # and removing a dir per start is cheaper there than on the host's disk.
             # 0711: bwrap runs as the sandbox uid and must pass through.
             mounts.mount_tmpfs(path, size_mb=1, inodes=65536, mode=0o711)
-            label_owner(path)  # so `reap_orphans` can clean up
         except OSError as exc:
             with contextlib.suppress(OSError):
                 mounts.unmount(path)

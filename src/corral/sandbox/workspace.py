@@ -23,7 +23,7 @@ from corral.domain import SandboxError
 from corral.sandbox import mounts
 from corral.sandbox.baselines import Baseline, SourceKey, baselines
 from corral.sandbox.hostrun import run_sh
-from corral.sandbox.procs import label_owner, owner_alive, owner_label
+from corral.sandbox.procs import dir_owner, owned_tempdir, owner_alive
 
 log = logging.getLogger(__name__)
 
@@ -185,7 +185,7 @@ def _drop(task: asyncio.Task[Baseline]) -> None:
 
 def create(*, owner: tuple[int, int] | None = None, size_mb: int = 2048) -> Workspace:
     """An empty workspace dir (`ws/`, `ctl/`, `state/`, `home/`) ready for a sandbox."""
-    root = Path(tempfile.mkdtemp(prefix="corral-"))
+    root = owned_tempdir("corral-")
     workspace = Workspace(root=root, owner=owner)
     try:
         os.chmod(root, 0o711)
@@ -195,7 +195,6 @@ def create(*, owner: tuple[int, int] | None = None, size_mb: int = 2048) -> Work
                 workspace.capped = True
             except OSError as exc:
                 log.debug("no size-capped workspace: %s", exc)
-        label_owner(root)
         for name in ("ws", "ctl", "state", "home"):
             (root / name).mkdir(mode=0o755)
             if owner is not None and name != "ctl":
@@ -239,7 +238,7 @@ def reap_orphans(base: Path | None = None) -> list[Path]:
                 st = entry.stat(follow_symlinks=False)
                 if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
                     continue
-                token = owner_label(root)
+                token = dir_owner(root)
             except OSError:
                 continue  # not a workspace
             if token is None or owner_alive(token):  # None: still being created

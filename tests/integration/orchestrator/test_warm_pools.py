@@ -10,17 +10,19 @@ from tests.integration.orchestrator.conftest import campaign_file, make_repo, sc
 from corral.orchestrator.campaigns import create_from_file
 from corral.orchestrator.settings import WorkerSettings
 from corral.orchestrator.worker import Worker
+from corral.sandbox.procs import dir_owner, owner_token
 from corral.store import Store
 
 
 def _workspaces() -> set[str]:
-    """Workspace roots in /tmp (not the process's spawn room, which lives as long as it)."""
+    """Our workspace roots in /tmp (not the spawn room or the snapshots' dir, which live
+    as long as we do)."""
     return {
         p.name
         for p in Path("/tmp").iterdir()
         if p.name.startswith("corral-")
-        and not p.name.startswith("corral-spawn-")
-        and (p / "owner").exists()
+        and not p.name.startswith(("corral-spawn-", "corral-baselines-"))
+        and dir_owner(p) == owner_token()
     }
 
 

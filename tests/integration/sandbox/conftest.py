@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -48,3 +49,14 @@ async def sandbox(request: pytest.FixtureRequest, repo: Path) -> AsyncIterator[B
         yield sb
     finally:
         await sb.close()
+
+
+def dead_workspace(size_mb: int = 16) -> Path:
+    """A workspace (a mounted tmpfs where we can mount) whose process is gone: made by a
+    child process that then exited without removing it, as a kill -9 leaves one."""
+    made = subprocess.run(
+        [sys.executable, "-c", "from corral.sandbox.workspace import create\n"
+         f"print(create(size_mb={size_mb}).root)"],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return Path(made.stdout.strip())

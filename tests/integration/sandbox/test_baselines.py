@@ -192,9 +192,8 @@ async def test_a_failed_snapshot_is_retried_by_the_next_copy(tmp_path: Path) -> 
 
 
 def test_the_snapshot_dir_of_a_dead_process_is_reaped(tmp_path: Path) -> None:
-    dead = tmp_path / "corral-baselines-x"
+    dead = tmp_path / "corral-baselines-999999999-1-abcd1234"  # no such process
     dead.mkdir()
-    (dead / "owner").write_text("999999999:1")
     assert workspace_module.reap_orphans(tmp_path) == [dead] and not dead.exists()
     assert baselines_module.baselines.limit > 0
 

@@ -13,10 +13,10 @@ from corral.domain import SandboxError
 from corral.sandbox import BaseSandbox, BwrapSandbox, mounts, open_sandbox
 from corral.sandbox import bwrap as bwrap_module
 from corral.sandbox.bwrap import MISSING_BWRAP
-from corral.sandbox.procs import NamespaceScope, label_owner, owner_token
-from corral.sandbox.workspace import _rmtree, create, diff, prepare, reap_orphans
+from corral.sandbox.procs import NamespaceScope, dir_owner, owner_token
+from corral.sandbox.workspace import _rmtree, create, diff, prepare, reap_orphans, remove_root
 
-from .conftest import LIMITS, make_repo
+from .conftest import LIMITS, dead_workspace, make_repo
 
 # Durations unique to this run: other suites on the machine run `sleep 999` too.
 _A, _B, _C = (f"{n}.{os.getpid()}" for n in (999, 998, 1000))
@@ -144,36 +144,52 @@ async def test_every_bwrap_process_is_in_its_cgroups(repo: Path) -> None:
 
 def test_orphaned_workspaces_are_reaped() -> None:
     """A workspace whose owner died (kill -9) is unmounted and removed; a live one stays."""
-    orphan, live = create(size_mb=16), create(size_mb=16)
+    orphan, live = dead_workspace(), create(size_mb=16)
     try:
-        (orphan.root / "owner").write_text("999999999:1")  # a process that is long gone
-        gone = reap_orphans(orphan.root.parent)
-        assert orphan.root in gone and not orphan.root.exists()
-        assert orphan.root not in mounts.mounted_under(orphan.root.parent)
+        assert orphan.name.startswith("corral-") and orphan.is_dir()
+        gone = reap_orphans(orphan.parent)
+        assert orphan in gone and not orphan.exists()
+        assert orphan not in mounts.mounted_under(orphan.parent)
         assert live.root.exists() and live.root not in gone
     finally:
         live.remove()
-        if orphan.root.exists():
-            orphan.remove()
+        if orphan.exists():
+            remove_root(orphan, capped=True)
 
 
-def test_a_workspace_being_labelled_is_not_reaped(tmp_path: Path) -> None:
-    """The reaper runs in a thread beside a process's first sandbox starts: a label read
-    while it was written (an empty file) once took a live spawn room for an orphan and
-    unmounted it under a starting bwrap ("Can't find source path ... Permission denied")."""
+def test_a_workspace_names_its_owner_from_the_first_instant(tmp_path: Path) -> None:
+    """A label written after the dir was made left a gap: a kill -9 in between left a
+    root (its tmpfs mounted) that no reaper could tell was orphaned. The name carries
+    the owner, so a dir killed right after it was made, empty, is reaped too."""
+    live = create(size_mb=16)
+    try:
+        assert dir_owner(live.root) == owner_token() and not (live.root / "owner").exists()
+    finally:
+        live.remove()
+    dead = tmp_path / "corral-999999999-7-abc_1234"
+    dead.mkdir()
+    mine = tmp_path / f"corral-{owner_token().replace(':', '-')}-abc_1234"
+    mine.mkdir()
+    assert reap_orphans(tmp_path) == [dead] and not dead.exists() and mine.exists()
+
+
+def test_a_legacy_workspace_being_labelled_is_not_reaped(tmp_path: Path) -> None:
+    """Dirs an older corral made carry an `owner` label instead: one read while it was
+    written (an empty file) once took a live spawn room for an orphan and unmounted it
+    under a starting bwrap ("Can't find source path ... Permission denied")."""
     root = tmp_path / "corral-being-made"
     root.mkdir()
     (root / "owner").write_text("")
     assert reap_orphans(tmp_path) == [] and root.exists()
-    label_owner(root)  # the label appears whole, under its final name, in one step
-    assert (root / "owner").read_text() == owner_token()
-    assert sorted(p.name for p in root.iterdir()) == ["owner"]
+    (root / "owner").write_text(owner_token())
     assert reap_orphans(tmp_path) == [] and root.exists()
+    (root / "owner").write_text("999999999:1")
+    assert reap_orphans(tmp_path) == [root] and not root.exists()
 
 
-def test_a_workspace_whose_labeller_died_mid_label_is_reaped(tmp_path: Path) -> None:
-    """Killed after writing its label's part but before the rename (or while writing the
-    part): the root had no `owner`, so the reaper skipped it forever (its tmpfs mounted)."""
+def test_a_legacy_workspace_whose_labeller_died_mid_label_is_reaped(tmp_path: Path) -> None:
+    """An older corral killed after writing its label's part but before the rename (or
+    while writing the part): the root had no `owner`, so the reaper skipped it forever."""
     dead = 999_999_999  # above pid_max: no process has it
     roots = {name: tmp_path / f"corral-{name}" for name in ("whole", "cut", "live", "mine")}
     for root in roots.values():

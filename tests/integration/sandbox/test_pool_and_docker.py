@@ -14,10 +14,10 @@ from typer.testing import CliRunner
 
 from corral.cli.main import app
 from corral.domain import SandboxError
-from corral.sandbox import DockerSandbox, SandboxPool, docker_engine, open_sandbox
-from corral.sandbox.workspace import create
+from corral.sandbox import DockerSandbox, SandboxPool, docker_engine, mounts, open_sandbox
+from corral.sandbox.workspace import remove_root
 
-from .conftest import LIMITS
+from .conftest import LIMITS, dead_workspace
 
 
 async def _cli(*args: str) -> Result:
@@ -119,16 +119,16 @@ async def test_missing_docker_cli_one_line(repo: Path, monkeypatch: pytest.Monke
 
 def test_gc_removes_orphan_workspaces_mounted_or_not() -> None:
     """`corral sandbox gc`: workspaces whose owner died go, capped (a tmpfs) or plain."""
-    capped = create(size_mb=16)
-    plain = Path(tempfile.mkdtemp(prefix="corral-"))  # as a non-root run leaves them
+    capped = dead_workspace()
+    # As a non-root run leaves them (no tmpfs), of a process long gone.
+    plain = Path(tempfile.mkdtemp(prefix="corral-999999999-1-"))
     try:
-        for root in (capped.root, plain):
-            (root / "owner").write_text("999999999:1")  # a process long gone
+        assert capped in mounts.mounted_under(capped.parent)
         result = CliRunner().invoke(app, ["sandbox", "gc"])
         assert result.exit_code == 0, result.output
-        for root in (capped.root, plain):
+        for root in (capped, plain):
             assert f"workspace {root}" in result.output and not root.exists()
     finally:
-        if capped.root.exists():
-            capped.remove()
+        if capped.exists():
+            remove_root(capped, capped=True)
         shutil.rmtree(plain, ignore_errors=True)
