@@ -178,8 +178,10 @@ async def test_a_cancel_while_an_event_is_stored_still_ends_the_log_once(
     stored = asyncio.Event()
     real = store.append_many
 
-    async def slow_to_answer(events: Sequence[Event]) -> None:
-        await real(events)
+    async def slow_to_answer(
+        events: Sequence[Event], payloads: Sequence[str] | None = None
+    ) -> None:
+        await real(events, payloads)
         if any(e.type == during for e in events) and not stored.is_set():
             stored.set()
             await asyncio.sleep(30)  # the commit's answer is late; the cancel lands here

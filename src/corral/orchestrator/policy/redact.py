@@ -80,6 +80,8 @@ class Redactor:
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
         self._values: dict[str, str] = {}  # value -> kind
+        # Snapshots made under the lock: searches read them while `add` may run.
+        self._plain_forms: tuple[str, ...] = ()
         self._value_rx: re.Pattern[str] | None = None
         self._json_forms: tuple[str, ...] = ()  # each value as it appears in JSON text
         self._json_rx: re.Pattern[str] | None = None
@@ -99,6 +101,7 @@ class Redactor:
         with self._lock:
             self._values[value] = kind
             alternatives = sorted(self._values, key=len, reverse=True)
+            self._plain_forms = tuple(alternatives)
             self._value_rx = re.compile("|".join(re.escape(v) for v in alternatives))
             forms = sorted({to_json(v).decode()[1:-1] for v in self._values}, key=len)[::-1]
             self._json_forms = tuple(forms)
@@ -122,7 +125,7 @@ class Redactor:
     def _plain(self, text: str) -> bool:
         if any(hint in text for hint in _SHAPE_HINTS) and _ANY_SHAPE.search(text):
             return True
-        return _holds_any(text, self._values, self._value_rx)
+        return _holds_any(text, self._plain_forms, self._value_rx)
 
     def redact(self, text: str) -> str:
         if not text or not self._anything(text):
