@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import threading
 from pathlib import Path
 
 from corral.domain import Message, ToolCall
@@ -69,6 +71,25 @@ def test_test_detection(tmp_path: Path) -> None:
     assert detect_tests(tmp_path).command == "make test"
     assert detect_tests(tmp_path, labels=("test:tox -e py",)).command == "tox -e py"
     assert detect_tests(tmp_path, override="make check").kind == "override"
+
+
+def test_test_detection_reads_only_the_repos_regular_files(tmp_path: Path) -> None:
+    """A FIFO would block the host's planner forever, a link to /dev/zero would fill its
+    memory, and a link out of the repo would have it read a host file."""
+    repo, host = tmp_path / "repo", tmp_path / "host"
+    write(repo, {"tests/test_a.py": "import unittest\n"})
+    write(
+        host, {"test_host.py": "import pytest\n", "pyproject.toml": "[tool.pytest.ini_options]\n"}
+    )
+    os.mkfifo(repo / "Makefile")
+    (repo / "pyproject.toml").symlink_to(host / "pyproject.toml")
+    (repo / "tests" / "test_link.py").symlink_to(host / "test_host.py")
+    (repo / "tests" / "test_zero.py").symlink_to("/dev/zero")
+    found: list[Plan] = []
+    done = threading.Thread(target=lambda: found.append(detect_tests(repo)), daemon=True)
+    done.start()
+    done.join(30)
+    assert [p.kind for p in found] == ["unittest"]
 
 
 def _answer(model: PlaybookModel, messages: list[Message]) -> list[ToolCall]:

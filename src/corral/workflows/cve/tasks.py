@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from corral.domain import ConfigError, Frozen
+from corral.workflows.cve.manifests import inside
 from corral.workflows.cve.models import FixPlan, ScanReport
 
 PAYLOAD_FENCE = "```json corral-cve"
@@ -71,17 +72,17 @@ def detect_tests(root: Path, labels: Sequence[str] = (), override: str | None = 
     if override:
         return TestPlan(kind="override", command=override)
     make = root / "Makefile"
-    if make.is_file() and re.search(r"(?m)^test\s*:", _read(make)):
+    if re.search(r"(?m)^test\s*:", _read(make, root)):
         return TestPlan(kind="make", command="make test")
     tests = [p for p in _test_files(root)]
-    py = _read(root / "pyproject.toml")
+    py = _read(root / "pyproject.toml", root)
     pytest_cfg = (
         (root / "pytest.ini").is_file()
         or (root / "conftest.py").is_file()
         or "[tool.pytest" in py
-        or "[tool:pytest]" in _read(root / "setup.cfg")
+        or "[tool:pytest]" in _read(root / "setup.cfg", root)
     )
-    if pytest_cfg or any("import pytest" in _read(p) for p in tests[:50]):
+    if pytest_cfg or any("import pytest" in _read(p, root) for p in tests[:50]):
         return TestPlan(kind="pytest", command="python -m pytest -q -p no:cacheprovider")
     if tests:
         dirs = {p.parent for p in tests}
@@ -95,6 +96,9 @@ def detect_tests(root: Path, labels: Sequence[str] = (), override: str | None = 
     return TestPlan(kind="none")
 
 
+_MAX_READ = 1 << 20
+
+
 def _test_files(root: Path) -> list[Path]:
     skip = {".git", ".corral", ".venv", "venv", "node_modules", "site-packages"}
     found: list[Path] = []
@@ -104,9 +108,15 @@ def _test_files(root: Path) -> list[Path]:
     return found
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, root: Path) -> str:
+    """A regular file of the repo, its first MB; "" for anything else. Why: a repo's
+    link to /dev/zero, a FIFO or a host file would make the host read it forever (or
+    read what is not the repo's)."""
+    if not path.is_file() or not inside(path, root):
+        return ""
     try:
-        return path.read_text(errors="replace")
+        with path.open(errors="replace") as f:
+            return f.read(_MAX_READ)
     except OSError:
         return ""
 
