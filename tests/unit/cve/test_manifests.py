@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -240,6 +241,7 @@ def test_nothing_outside_the_repository_is_read(tmp_path: Path) -> None:
     (repo / "requirements.txt").symlink_to(host / "secret.txt")
     (repo / "reqs").mkdir()
     (repo / "reqs" / "requirements-base.txt").symlink_to(repo / "base" / "requirements.txt")
+    os.mkfifo(repo / "reqs" / "requirements-ci.txt")  # reading it would block forever
     result = read_repo(repo)
     assert sorted(d.name for d in result.declared) == ["idna", "jinja2"]  # a link inside: once
     errors = {(i.file, i.line, i.message) for i in result.issues if i.kind == "error"}
@@ -247,6 +249,7 @@ def test_nothing_outside_the_repository_is_read(tmp_path: Path) -> None:
         ("requirements.txt", 1, "links outside the repository: not read"),
         ("requirements-dev.txt", 2,
          "included file ../host/secret.txt is outside the repository: not read"),
+        ("reqs/requirements-ci.txt", 1, "not a regular file: not read"),
     }  # fmt: skip
     assert "HOST-SECRET" not in repr(result)
     assert "requirements.txt" not in result.files

@@ -129,9 +129,10 @@ def load_manifest(
     other manifests' findings still come back. Without `parse`, `data` is the text."""
     result = ManifestResult()
     name = rel(path, root)
-    if not inside(path, root):
+    if not inside(path, root) or not path.is_file():
         shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else name
-        result.error(shown, 1, "links outside the repository: not read")
+        why = "not a regular file" if inside(path, root) else "links outside the repository"
+        result.error(shown, 1, f"{why}: not read")  # a FIFO would block the read forever
         return result, shown, "", None
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
