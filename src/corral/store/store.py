@@ -122,8 +122,6 @@ class Store(SchedulingOps, DependencyOps, ReviewOps):
     ) -> None:
         """Persist several events in one commit: all of them or none. `payloads`: their
         JSON, when the caller has it already."""
-        if payloads is not None and len(payloads) != len(batch):
-            raise ValueError("one payload per event")
         if batch:
             texts = payloads or [event_to_json(e) for e in batch]
             await self.writer.write([_row(e, t) for e, t in zip(batch, texts, strict=True)])

@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from typing import Any
 
 from pydantic_core import to_json
@@ -100,12 +100,9 @@ class Redactor:
             return
         with self._lock:
             self._values[value] = kind
-            alternatives = sorted(self._values, key=len, reverse=True)
-            self._plain_forms = tuple(alternatives)
-            self._value_rx = re.compile("|".join(re.escape(v) for v in alternatives))
-            forms = sorted({to_json(v).decode()[1:-1] for v in self._values}, key=len)[::-1]
-            self._json_forms = tuple(forms)
-            self._json_rx = re.compile("|".join(re.escape(f) for f in forms))
+            self._plain_forms, self._value_rx = _alternatives(self._values)
+            escaped = {to_json(v).decode()[1:-1] for v in self._values}
+            self._json_forms, self._json_rx = _alternatives(escaped)
 
     def finds(self, text: str) -> bool:
         """Whether the text holds any secret value or token shape."""
@@ -186,6 +183,13 @@ class Redactor:
         if any(hint in text for hint in _SHAPE_HINTS) or _BINARY_HINT in text:
             return True
         return _holds_any(text, self._json_forms, self._json_rx)
+
+
+def _alternatives(values: Iterable[str]) -> tuple[tuple[str, ...], re.Pattern[str]]:
+    """The values, longest first (so a regex match takes the whole of the longest), and
+    one regex for them all."""
+    forms = tuple(sorted(values, key=len, reverse=True))
+    return forms, re.compile("|".join(re.escape(v) for v in forms))
 
 
 def _holds_any(text: str, values: Collection[str], rx: re.Pattern[str] | None) -> bool:

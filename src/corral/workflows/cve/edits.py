@@ -18,7 +18,7 @@ from packaging.version import Version
 
 from corral.workflows.cve import rehash
 from corral.workflows.cve.index import ReleaseFile
-from corral.workflows.cve.manifests import inside, poetry_to_pep440
+from corral.workflows.cve.manifests import poetry_to_pep440, repo_file
 from corral.workflows.cve.models import FixPlan, Upgrade
 from corral.workflows.cve.tasks import Edit
 
@@ -229,7 +229,7 @@ def hashed_requirement_files(root: Path, files: Sequence[str]) -> tuple[str, ...
 
     def hashed(path: Path, seen: set[Path]) -> bool:
         real = path.resolve()
-        if real in seen or not real.is_file() or not inside(real, root):
+        if real in seen or not repo_file(real, root):
             return False
         seen.add(real)
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from corral.domain import ConfigError, Frozen
-from corral.workflows.cve.manifests import inside
+from corral.workflows.cve.manifests import repo_file
 from corral.workflows.cve.models import FixPlan, ScanReport
 
 PAYLOAD_FENCE = "```json corral-cve"
@@ -109,10 +109,8 @@ def _test_files(root: Path) -> list[Path]:
 
 
 def _read(path: Path, root: Path) -> str:
-    """A regular file of the repo, its first MB; "" for anything else. Why: a repo's
-    link to /dev/zero, a FIFO or a host file would make the host read it forever (or
-    read what is not the repo's)."""
-    if not path.is_file() or not inside(path, root):
+    """A regular file of the repo, its first MB; "" for anything else."""
+    if not repo_file(path, root):
         return ""
     try:
         with path.open(errors="replace") as f:

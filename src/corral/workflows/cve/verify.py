@@ -21,7 +21,7 @@ from typing import Literal
 from packaging.utils import canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from corral.workflows.cve.manifests import inside
+from corral.workflows.cve.manifests import repo_file
 from corral.workflows.cve.osv import AdvisorySource
 from corral.workflows.cve.scanner import scan_repo
 from corral.workflows.cve.tasks import CvePayload
@@ -172,7 +172,7 @@ async def rescan(
             dest.parent.mkdir(parents=True, exist_ok=True)
             if rel in files:
                 dest.write_text(files[rel])
-            elif (repo / rel).is_file() and inside(repo / rel, repo):
+            elif repo_file(repo / rel, repo):
                 shutil.copyfile(repo / rel, dest)
         report = await scan_repo(tmp, source)
         found |= {(f.package, f.advisory) for f in report.findings}

@@ -11,8 +11,8 @@ from corral.workflows.cve.manifests.base import (
     LOCK_SOURCES,
     Declared,
     ManifestResult,
-    inside,
     rel,
+    repo_file,
 )
 from corral.workflows.cve.manifests.locks import (
     read_pipfile_lock,
@@ -98,8 +98,8 @@ __all__ = [
     "Declared",
     "ManifestResult",
     "discover",
-    "inside",
     "poetry_to_pep440",
     "read_repo",
     "rel",
+    "repo_file",
 ]

@@ -88,6 +88,12 @@ def inside(path: Path, root: Path) -> bool:
     return path.resolve().is_relative_to(root.resolve())
 
 
+def repo_file(path: Path, root: Path) -> bool:
+    """A regular file that really lies in the repository: the only thing the host reads
+    of a repo (a FIFO or /dev/zero would have it read forever)."""
+    return path.is_file() and inside(path, root)
+
+
 def pin_of(spec: SpecifierSet) -> str | None:
     """The exact version a specifier set allows, if it pins one (`==1.2`, `===1.2`)."""
     items = list(spec)
@@ -129,10 +135,10 @@ def load_manifest(
     other manifests' findings still come back. Without `parse`, `data` is the text."""
     result = ManifestResult()
     name = rel(path, root)
-    if not inside(path, root) or not path.is_file():
+    if not repo_file(path, root):
         shown = path.relative_to(root).as_posix() if path.is_relative_to(root) else name
         why = "not a regular file" if inside(path, root) else "links outside the repository"
-        result.error(shown, 1, f"{why}: not read")  # a FIFO would block the read forever
+        result.error(shown, 1, f"{why}: not read")
         return result, shown, "", None
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
