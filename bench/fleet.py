@@ -1,5 +1,6 @@
 """Fleet scale curve: `corral bench fleet` at 10, 100, 1,000 and 2,000 agents, each in a
-fresh process, with mini-swe-agent's batch style measured beside it in the same run.
+fresh process, with mini-swe-agent's batch style and the bare sandboxes' floor (the same
+bwrap sandboxes with nothing of corral around them) measured beside it in the same run.
 
 Every size runs the shipped configuration; a size that crashes is reported as such (its
 failures and error), not dropped. Writes bench/results/fleet.json; asserts nothing.
@@ -99,6 +100,7 @@ def main() -> None:
                         "steps_per_s",
                         "failed",
                         "throughput_vs_baseline",
+                        "wall_over_floor",
                         "error",
                     )
                 }

@@ -94,7 +94,11 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
         f"`{data['sandbox']}` sandboxes, SQLite store; mini-swe-agent: DefaultAgent + "
         "LocalEnvironment (no sandbox) in a thread pool with one worker per agent, its "
         "LitellmModel pointed at the same fake provider. `workers` 2: two worker processes "
-        "over the same store, sharing the benchmark's gateway as a service.",
+        "over the same store, sharing the benchmark's gateway as a service. `floor`: the "
+        "same bwrap sandboxes started bare from a shell loop, each waiting the same latency "
+        "S times, with nothing of corral around them (no workspace copy, cgroups, agent, "
+        "model, store or gateway); `floor_boot_last_s` is when the last of them was up, "
+        "`wall_over_floor` corral's wall time over the floor's.",
         "",
     ]
     rows = []
@@ -106,6 +110,8 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
                 "mini_steps_per_s": b.get("steps_per_s"),
                 "mini_wall_over_ideal": b.get("wall_over_ideal"),
                 "mini_rss_per_agent_mb": b.get("rss_per_agent_mb"),
+                "floor_wall_s": (r.get("floor") or {}).get("wall_s"),
+                "floor_boot_last_s": (r.get("floor") or {}).get("boot_last_s"),
                 "error": (r.get("error") or "")[:80],
             }
         )
@@ -127,6 +133,9 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
             "mini_steps_per_s",
             "mini_wall_over_ideal",
             "throughput_vs_baseline",
+            "floor_wall_s",
+            "floor_boot_last_s",
+            "wall_over_floor",
             "error",
         ],
     )
@@ -142,6 +151,13 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
             [r["baseline"]["wall_over_ideal"] for r in mini],
             "s--",
             label="mini-swe-agent",
+        )
+        bare = [r for r in ok if (r.get("floor") or {}).get("wall_over_ideal")]
+        a1.plot(
+            [r["agents"] for r in bare],
+            [r["floor"]["wall_over_ideal"] for r in bare],
+            "^:",
+            label="bare bwrap floor",
         )
         a1.axhline(1.5, color="grey", linestyle=":", label="goal 1.5x")
         a1.set_xscale("log")

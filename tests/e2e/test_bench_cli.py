@@ -75,6 +75,26 @@ def test_fleet_text_output_in_bwrap(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert "failed: 0" in p.stdout
     assert "steps_per_s:" in p.stdout
+    assert "bare-sandbox floor wall_s:" in p.stdout and "wall_over_floor:" in p.stdout
+
+
+@pytest.mark.bwrap
+def test_fleet_json_holds_the_bare_sandbox_floor_and_the_ratio(tmp_path: Path) -> None:
+    p = _run("--agents", "3", "--steps", "2", "--latency", "0.05", "--no-baseline", "--json",
+             cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    floor = report["floor"]
+    assert floor["agents"] == 3 and floor["failed"] == 0 and floor["error"] is None, floor
+    assert report["wall_over_floor"] == round(report["wall_s"] / floor["wall_s"], 3)
+
+
+def test_no_floor_for_sandboxes_other_than_bwrap(tmp_path: Path) -> None:
+    p = _run("--agents", "1", "--steps", "1", "--latency", "0", "--sandbox", "local",
+             "--no-baseline", "--json", cwd=tmp_path)  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    report = json.loads(p.stdout.strip().splitlines()[-1])
+    assert "floor" not in report and "wall_over_floor" not in report
 
 
 def test_unknown_sandbox_is_one_line_error(tmp_path: Path) -> None:

@@ -109,6 +109,8 @@ def test_fleet(results: dict[str, Any]) -> None:
         assert run["failed"] == 0
     assert (one["workers"], two["workers"]) == (1, 2)
     assert one["baseline"]["steps_per_s"] > 0  # mini-swe-agent ran beside it
+    for run in (one, two):  # and the bare sandboxes' floor
+        assert run["floor"]["failed"] == 0 and run["wall_over_floor"] > 0, run["floor"]
 
 
 def test_crash_recovery(results: dict[str, Any]) -> None:
@@ -154,3 +156,4 @@ def test_report_renders_every_section(results: dict[str, Any], tmp_path: Path) -
     sections = text.split("\n## ")
     not_run = [s.splitlines()[0] for s in sections if "\nnot run" in s]
     assert not_run == [], not_run
+    assert "| floor_wall_s |" in text or "| floor_wall_s" in text  # the fleet's floor column

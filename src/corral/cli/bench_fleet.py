@@ -38,16 +38,24 @@ def fleet_report(
     tpm: int | None,
     baseline: bool,
     workers: int = 1,
+    floor: bool = False,
 ) -> dict[str, Any]:
-    """Corral's run, then (optionally) the baseline in a fresh process, and their ratio."""
+    """Corral's run, then (optionally) the bare sandboxes' floor and the baseline in a
+    fresh process, and the ratios."""
     from corral.bench import mini
     from corral.bench.fleet import FleetParams, run_fleet
+    from corral.bench.floor import run_floor
 
     params = FleetParams(
         agents=agents, steps=steps, latency=latency, sandbox=sandbox, rpm=rpm, tpm=tpm,
         workers=workers,
     )  # fmt: skip
     report = asyncio.run(run_fleet(params))
+    if floor and sandbox == "bwrap":
+        bare = run_floor(agents, steps, latency)
+        report["floor"] = bare
+        if bare.get("wall_s") and not bare["failed"]:
+            report["wall_over_floor"] = round(report["wall_s"] / bare["wall_s"], 3)
     if baseline:
         if not mini.available():
             report["baseline"] = {"error": "mini-swe-agent is not installed (pip install .[bench])"}
@@ -77,6 +85,13 @@ def bench_fleet(
         int,
         typer.Option("--workers", min=1, help="Worker processes (they share one gateway service)."),
     ] = 1,
+    floor: Annotated[
+        bool,
+        typer.Option(
+            "--floor/--no-floor",
+            help="Also run the same bwrap sandboxes bare (no corral around them): the floor.",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
     """N scripted agents x S steps through campaign, worker, sandbox, gateway and store."""
@@ -93,6 +108,7 @@ def bench_fleet(
         tpm=tpm,
         baseline=baseline,
         workers=workers,
+        floor=floor,
     )
     if as_json:
         typer.echo(json.dumps(report))
@@ -101,6 +117,11 @@ def bench_fleet(
         typer.echo(f"{key}: {report[key]}")
     if report.get("error"):
         typer.echo(f"error: {report['error']}")
+    bare = report.get("floor")
+    if bare:
+        typer.echo(f"bare-sandbox floor wall_s: {bare.get('wall_s', bare.get('error'))}")
+    if "wall_over_floor" in report:
+        typer.echo(f"wall_over_floor: {report['wall_over_floor']}x")
     base = report.get("baseline")
     if base:
         typer.echo(f"mini-swe-agent steps_per_s: {base.get('steps_per_s', base.get('error'))}")

@@ -252,6 +252,13 @@ class BwrapSandbox(BaseSandbox):
 
 
 @functools.cache
+def bare_args(workspace: Path, limits: SandboxLimits | None = None) -> list[str]:
+    """bwrap's arguments for a sandbox over `workspace`, as `BwrapSandbox` starts one
+    (without egress), up to the command: the fleet benchmark's floor starts bare sandboxes
+    with exactly these."""
+    return BwrapSandbox(workspace, limits=limits)._args(workspace)
+
+
 def _system_args() -> tuple[str, ...]:
     """Namespaces, a read-only /usr (and its merged links), our /etc, /proc and /dev."""
     args = [
