@@ -54,6 +54,8 @@ def test_fleet_json_reports_every_field(tmp_path: Path) -> None:
     assert report["failed"] == 0, report
     assert report["model_requests"] == 6  # one model call per step, all through the gateway
     assert report["sched_delay_samples"] == 6  # every step's command ran and was timed
+    # Every agent's first command ran after the start and within the run.
+    assert 0 < report["first_command_p50_s"] <= report["first_command_last_s"] <= report["wall_s"]
 
 
 @pytest.mark.bwrap
@@ -66,6 +68,7 @@ def test_fleet_with_two_worker_processes_sharing_the_gateway(tmp_path: Path) -> 
     # Every call crossed the shared gateway service to the provider; every step was timed
     # in the worker process that ran it.
     assert report["model_requests"] == 12 and report["sched_delay_samples"] == 12
+    assert 0 < report["first_command_last_s"] <= report["wall_s"]  # from the workers' reports
     assert report["cpu_children_s"] > 0  # the work ran in the worker processes
 
 

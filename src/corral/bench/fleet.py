@@ -12,6 +12,11 @@ Two delays are reported:
   sandbox round trip, i.e. corral's overhead per step, under load.
 - `admission_delay`: from a task becoming ready to its attempt being created (the
   scheduler's part), read back from the store.
+
+And `first_command_p50_s` / `first_command_last_s`: from the run's start to each agent's
+first command running in its sandbox (its sandbox booted and its first model call
+answered). Beside the floor's `boot_last_s` it shows how long the fleet takes to get
+going, which bounds its wall time: every agent still has S - 1 model calls to wait for.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ from typing import Any
 
 from corral.bench.provider import ProviderProcess
 from corral.bench.rss import RssPeak, RssSampler
-from corral.bench.workload import OUTPUT_RE, make_repo, summarize_ms, task_text
+from corral.bench.workload import OUTPUT_RE, make_repo, percentile, summarize_ms, task_text
 from corral.domain import CampaignSpec, Completion, Event, Message, Observed, TaskSpec, ToolSpec
 from corral.gateway import BudgetScope, Face, Gateway, parse_config
 from corral.gateway.face import serve_face
@@ -145,6 +150,7 @@ class Probe:
     def __init__(self) -> None:
         self.answered: dict[str, float] = {}
         self.delays: list[float] = []
+        self.firsts: list[float] = []  # the wall clock of each agent's first command
 
     def register(self, model_for: Callable[[str, BudgetScope], Model]) -> None:
         """Serve the bench's tasks with `model_for(deployment, scope)`, timed per agent."""
@@ -161,6 +167,8 @@ class Probe:
             found = OUTPUT_RE.search(event.output)
             if found and found.group(1) in self.answered:
                 self.delays.append(float(found.group(3)) - self.answered[found.group(1)])
+                if found.group(2) == "0":
+                    self.firsts.append(float(found.group(3)))
 
 
 def worker_settings(params: FleetParams, home: Path, concurrency: int) -> WorkerSettings:
@@ -182,6 +190,8 @@ class _Measured:
     peak: RssPeak
     delays: list[float]
     error: str | None
+    started: float  # the wall clock when the run started
+    firsts: list[float]  # the wall clock of each agent's first command
     # Worker processes' own CPU (theirs, reported by them; only with --workers > 1). The
     # parent's own counts would hold the gateway service alone, and its children's would
     # mix the workers with what they start; the report counts them as corral's own.
@@ -201,7 +211,7 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
         worker = Worker(store, settings, campaign_id=cid, on_event=probe.on_event)
         sampler = RssSampler().start()
         cpu0 = os.times()
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         error = None
         try:
             await worker.run(until_done=True)
@@ -211,7 +221,7 @@ async def _run(params: FleetParams, root: Path, repo: Path, gw: Gateway) -> dict
             wall = time.perf_counter() - t0
             cpu1 = os.times()
             peak = sampler.stop()
-        measured = _Measured(wall, cpu0, cpu1, peak, probe.delays, error)
+        measured = _Measured(wall, cpu0, cpu1, peak, probe.delays, error, started, probe.firsts)
         return await _report(params, store, cid, measured)
     finally:
         await store.close()
@@ -241,7 +251,7 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
         }  # fmt: skip
         sampler = RssSampler().start()
         cpu0 = os.times()
-        t0 = time.perf_counter()
+        started, t0 = time.time(), time.perf_counter()
         argv = [sys.executable, "-m", "corral.bench.fleet_worker", json.dumps(config)]
         for _ in range(params.workers):
             procs.append(
@@ -269,7 +279,7 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
         )
         measured = _Measured(
             wall, cpu0, cpu1, peak, merged.delays, "; ".join(hung + merged.errors) or None,
-            merged.cpu_user, merged.cpu_sys,
+            started, merged.firsts, merged.cpu_user, merged.cpu_sys,
         )  # fmt: skip
         return await _report(params, store, cid, measured)
     finally:
@@ -287,6 +297,7 @@ async def _run_workers(params: FleetParams, root: Path, repo: Path, gw: Gateway)
 @dataclass
 class WorkerReports:
     delays: list[float]
+    firsts: list[float]
     errors: list[str]
     cpu_user: float  # the worker processes' own CPU over their runs
     cpu_sys: float
@@ -294,7 +305,7 @@ class WorkerReports:
 
 def merge_worker_reports(outputs: Sequence[tuple[int | None, bytes]]) -> WorkerReports:
     """Each worker's (exit status, stdout), whose last line is its report, merged."""
-    merged = WorkerReports([], [], 0.0, 0.0)
+    merged = WorkerReports([], [], [], 0.0, 0.0)
     for status, out in outputs:
         try:
             part = json.loads(out.decode().strip().splitlines()[-1])
@@ -304,6 +315,7 @@ def merge_worker_reports(outputs: Sequence[tuple[int | None, bytes]]) -> WorkerR
             merged.errors.append(f"a worker process exited {status} without a report")
             continue
         merged.delays += part.get("delays") or []
+        merged.firsts += part.get("firsts") or []
         merged.cpu_user += float(part.get("cpu_user_s") or 0.0)
         merged.cpu_sys += float(part.get("cpu_sys_s") or 0.0)
         if part.get("error"):
@@ -320,6 +332,7 @@ async def _report(
     ok = int(counts.get("succeeded", 0))
     ideal = params.steps * params.latency
     children = _children_cpu(m.cpu1) - _children_cpu(m.cpu0)
+    firsts = sorted(t - m.started for t in m.firsts)
     return {
         "system": "corral",
         "agents": params.agents,
@@ -336,6 +349,8 @@ async def _report(
         "sched_delay_samples": len(m.delays),
         "admission_delay_p50_ms": summarize_ms(admission)["p50_ms"],
         "admission_delay_p99_ms": summarize_ms(admission)["p99_ms"],
+        "first_command_p50_s": round(percentile(firsts, 0.5), 3),
+        "first_command_last_s": round(firsts[-1], 3) if firsts else None,
         "peak_rss_mb": m.peak.peak_mb,
         "rss_per_agent_mb": round(m.peak.peak_mb / params.agents, 2),
         "procs_at_peak": m.peak.procs_at_peak,

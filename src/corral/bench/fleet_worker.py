@@ -1,6 +1,7 @@
 """One worker process of the multi-process fleet benchmark (`bench fleet --workers K`).
 
-    python -m corral.bench.fleet_worker CONFIG_JSON   # last line: {"delays", "error", "cpu_*_s"}
+    python -m corral.bench.fleet_worker CONFIG_JSON
+    # its last line: {"delays", "firsts", "error", "cpu_user_s", "cpu_sys_s"}
 
 Its attempts' model calls go to the parent's gateway service (`GatewayService`), so
 limits and budgets hold across every worker process, as they would in a deployment.
@@ -44,7 +45,7 @@ async def _work(config: dict[str, Any]) -> dict[str, Any]:
     # Our own CPU over the run: the parent's counts of its children would mix it with
     # the sandboxes' (reaped by our launcher) and with our start-up.
     cpu = {"cpu_user_s": cpu1.user - cpu0.user, "cpu_sys_s": cpu1.system - cpu0.system}
-    return {"delays": probe.delays, "error": error, **cpu}
+    return {"delays": probe.delays, "firsts": probe.firsts, "error": error, **cpu}
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ SUMMARY = (
     "steps_per_s",
     "sched_delay_p50_ms",
     "sched_delay_p99_ms",
+    "first_command_last_s",
     "peak_rss_mb",
     "rss_per_agent_mb",
     "failed",

@@ -14,13 +14,15 @@ from corral.bench.fleet import FleetParams, run_fleet
 
 
 def test_worker_reports_merge_delays_cpu_and_failures() -> None:
-    good = json.dumps({"delays": [0.1, 0.2], "error": None, "cpu_user_s": 2.0, "cpu_sys_s": 0.5})
+    good = json.dumps({"delays": [0.1, 0.2], "firsts": [5.0, 6.0], "error": None,
+                       "cpu_user_s": 2.0, "cpu_sys_s": 0.5})  # fmt: skip
     crashed = json.dumps({"delays": [0.3], "error": "worker crashed: X", "cpu_user_s": 1.0,
                           "cpu_sys_s": 0.25})  # fmt: skip
     merged = fleet.merge_worker_reports(
         [(0, f"noise\n{good}\n".encode()), (1, crashed.encode()), (-9, b""), (0, b"[1, 2]\n")]
     )
     assert sorted(merged.delays) == [0.1, 0.2, 0.3]
+    assert sorted(merged.firsts) == [5.0, 6.0]  # a report without them adds none
     assert (merged.cpu_user, merged.cpu_sys) == (3.0, 0.75)
     assert merged.errors == [
         "worker crashed: X",
