@@ -87,6 +87,14 @@ def bar(name: str, title: str, labels: list[str], values: list[float], ylabel: s
     return f"![{title}](img/{name}.png)"
 
 
+def _beside(
+    ax: Any, runs: list[dict[str, Any]], part: str, key: str, style: str, label: str
+) -> None:
+    """A line for what ran beside corral in the same runs (`part`: baseline or floor)."""
+    rows = [r for r in runs if (r.get(part) or {}).get(key)]
+    ax.plot([r["agents"] for r in rows], [r[part][key] for r in rows], style, label=label)
+
+
 def fleet_section(data: dict[str, Any]) -> list[str]:
     runs = data["runs"]
     lines = [
@@ -146,20 +154,8 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
         fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.4))
         xs = [r["agents"] for r in ok]
         a1.plot(xs, [r["wall_over_ideal"] for r in ok], "o-", label="corral")
-        mini = [r for r in ok if (r.get("baseline") or {}).get("wall_over_ideal")]
-        a1.plot(
-            [r["agents"] for r in mini],
-            [r["baseline"]["wall_over_ideal"] for r in mini],
-            "s--",
-            label="mini-swe-agent",
-        )
-        bare = [r for r in ok if (r.get("floor") or {}).get("wall_over_ideal")]
-        a1.plot(
-            [r["agents"] for r in bare],
-            [r["floor"]["wall_over_ideal"] for r in bare],
-            "^:",
-            label="bare bwrap floor",
-        )
+        _beside(a1, ok, "baseline", "wall_over_ideal", "s--", "mini-swe-agent")
+        _beside(a1, ok, "floor", "wall_over_ideal", "^:", "bare bwrap floor")
         a1.axhline(1.5, color="grey", linestyle=":", label="goal 1.5x")
         a1.set_xscale("log")
         a1.set_yscale("log")
@@ -167,12 +163,7 @@ def fleet_section(data: dict[str, Any]) -> list[str]:
         a1.set_ylabel("wall time / ideal")
         a1.legend(fontsize=8)
         a2.plot(xs, [r["rss_per_agent_mb"] for r in ok], "o-", label="corral (+ sandboxes)")
-        a2.plot(
-            [r["agents"] for r in mini],
-            [r["baseline"]["rss_per_agent_mb"] for r in mini],
-            "s--",
-            label="mini-swe-agent",
-        )
+        _beside(a2, ok, "baseline", "rss_per_agent_mb", "s--", "mini-swe-agent")
         a2.set_xscale("log")
         a2.set_xlabel("agents")
         a2.set_ylabel("peak RSS per agent (MB)")
