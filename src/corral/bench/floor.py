@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from corral.bench.machine import machine_busy_s
 from corral.sandbox import seccomp
 from corral.sandbox.base import SANDBOX_UID
 from corral.sandbox.bwrap import WORKDIR, bare_args
@@ -72,15 +73,6 @@ def run_floor(
         wall = time.time() - t0
         busy = machine_busy_s() - busy0
     return _report(agents, steps, latency, t0, wall, out, err, busy)
-
-
-def machine_busy_s() -> float:
-    """CPU seconds the whole machine has been busy since boot (all cores; not idle or
-    waiting on I/O). The kernel's part of a sandbox (namespace teardown in its workers,
-    say) is charged to no process, so a process's own CPU would miss it."""
-    with open("/proc/stat") as f:
-        ticks = [int(v) for v in f.readline().split()[1:]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
 def _report(

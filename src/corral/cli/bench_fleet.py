@@ -46,12 +46,18 @@ def fleet_report(
     from corral.bench import mini
     from corral.bench.fleet import FleetParams, run_fleet
     from corral.bench.floor import run_floor
+    from corral.bench.machine import stray_sandbox_processes
 
     params = FleetParams(
         agents=agents, steps=steps, latency=latency, sandbox=sandbox, rpm=rpm, tpm=tpm,
         workers=workers,
     )  # fmt: skip
+    stray = stray_sandbox_processes()
+    if stray:
+        typer.echo(f"warning: {stray} processes of the sandbox user were already running: "
+                   "they compete for the CPU this measures", err=True)  # fmt: skip
     report = asyncio.run(run_fleet(params))
+    report["stray_sandbox_processes_before"] = stray
     if floor and sandbox == "bwrap":
         bare = run_floor(agents, steps, latency)
         report["floor"] = bare
