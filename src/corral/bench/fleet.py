@@ -349,7 +349,7 @@ async def _report(
         "sched_delay_samples": len(m.delays),
         "admission_delay_p50_ms": summarize_ms(admission)["p50_ms"],
         "admission_delay_p99_ms": summarize_ms(admission)["p99_ms"],
-        "first_command_p50_s": round(percentile(firsts, 0.5), 3),
+        "first_command_p50_s": round(percentile(firsts, 0.5), 3) if firsts else None,
         "first_command_last_s": round(firsts[-1], 3) if firsts else None,
         "peak_rss_mb": m.peak.peak_mb,
         "rss_per_agent_mb": round(m.peak.peak_mb / params.agents, 2),

@@ -19,23 +19,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from corral.bench.machine import machine_busy_s
+from corral.bench.machine import machine_busy_s, wait_for_sandbox_user
 from corral.sandbox import seccomp
 from corral.sandbox.base import SANDBOX_UID
-from corral.sandbox.bwrap import WORKDIR, bare_args
+from corral.sandbox.bwrap import MISSING_BWRAP, WORKDIR, bare_args, find_bwrap
 
 _SECCOMP_FD = 6
 # Starts "$@" (bwrap's argv) N times in the background, each reading the seccomp filter
 # from a fresh fd, then waits for all of them.
-_LAUNCH = 'n=$1 filter=$2; shift 2; for ((i = 0; i < n; i++)); do "$@" 6<"$filter" & done; wait'
+_LAUNCH = (
+    'n=$1 filter=$2; shift 2; for ((i = 0; i < n; i++)); do "$@" '
+    f'{_SECCOMP_FD}<"$filter" & done; wait'
+)
 
 
 def run_floor(
     agents: int, steps: int, latency: float, *, timeout: float = 600.0,
-    bwrap: str = "/usr/bin/bwrap",
+    bwrap: str | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """N bare sandboxes x S waits of L seconds: when they came up and ended, and the
-    machine's CPU meanwhile."""
+    machine's CPU meanwhile (`bwrap`: the binary, if not the one sandboxes use)."""
+    bwrap = bwrap or find_bwrap()
+    if bwrap is None:
+        return _failed(agents, steps, MISSING_BWRAP)
     with tempfile.TemporaryDirectory(prefix="corral-floor-") as tmp:
         root = Path(tmp)
         os.chmod(root, 0o755)
@@ -68,11 +74,18 @@ def run_floor(
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-            return {"system": "bwrap floor", "agents": agents, "steps": steps,
-                    "error": f"timed out after {timeout:g}s"}  # fmt: skip
+            return _failed(agents, steps, f"timed out after {timeout:g}s")
         wall = time.time() - t0
         busy = machine_busy_s() - busy0
+    # The sandboxes' last processes are still going away: what runs next (the baseline)
+    # should not pay for that.
+    wait_for_sandbox_user(30.0)
     return _report(agents, steps, latency, t0, wall, out, err, busy)
+
+
+def _failed(agents: int, steps: int, error: str) -> dict[str, Any]:
+    return {"system": "bwrap floor", "agents": agents, "steps": steps, "wall_s": None,
+            "failed": agents, "error": error}  # fmt: skip
 
 
 def _report(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from corral.sandbox.base import SANDBOX_UID
 
@@ -16,15 +17,28 @@ def machine_busy_s() -> float:
     return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
 
 
-def stray_sandbox_processes(uid: int = SANDBOX_UID) -> int:
+def sandbox_user_pids() -> set[int]:
     """Processes of the sandbox user alive now. Before a run there should be none: one
-    left by an earlier run (a leaked shell, say) competes for the CPU being measured."""
-    count = 0
+    left by an earlier run (a leaked shell, say) competes for the CPU being measured.
+    Only as root: otherwise sandboxes run as our own uid and cannot be told apart."""
+    if os.geteuid() != 0:
+        return set()
+    found = set()
     for name in os.listdir("/proc"):
         if name.isdigit():
             try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    count += 1
+                if os.stat(f"/proc/{name}").st_uid == SANDBOX_UID:
+                    found.add(int(name))
             except OSError:
                 pass
-    return count
+    return found
+
+
+def wait_for_sandbox_user(timeout: float) -> bool:
+    """Wait until no process of the sandbox user is left (False: some still are)."""
+    deadline = time.monotonic() + timeout
+    while sandbox_user_pids():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True

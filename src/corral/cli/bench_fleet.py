@@ -46,13 +46,13 @@ def fleet_report(
     from corral.bench import mini
     from corral.bench.fleet import FleetParams, run_fleet
     from corral.bench.floor import run_floor
-    from corral.bench.machine import stray_sandbox_processes
+    from corral.bench.machine import sandbox_user_pids
 
     params = FleetParams(
         agents=agents, steps=steps, latency=latency, sandbox=sandbox, rpm=rpm, tpm=tpm,
         workers=workers,
     )  # fmt: skip
-    stray = stray_sandbox_processes()
+    stray = len(sandbox_user_pids())
     if stray:
         typer.echo(f"warning: {stray} processes of the sandbox user were already running: "
                    "they compete for the CPU this measures", err=True)  # fmt: skip

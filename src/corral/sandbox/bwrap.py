@@ -72,7 +72,7 @@ class BwrapSandbox(BaseSandbox):
         self.egress = egress  # None: no network at all (only a private loopback)
         # As root, run bwrap as an unprivileged host uid: an escape lands nowhere useful.
         self._owner = (SANDBOX_UID, SANDBOX_UID) if os.geteuid() == 0 else None
-        self._bwrap = shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
+        self._bwrap = find_bwrap()
         self._proc: ForeignProcess | None = None
         self._warm: asyncio.Future[float | None] | None = None
         self._spot: Path | None = None  # the workspace's bind in the spawn room, if any
@@ -251,7 +251,11 @@ class BwrapSandbox(BaseSandbox):
         super()._release_host()
 
 
-@functools.cache
+def find_bwrap() -> str | None:
+    """The bwrap binary, from the system's own dirs only (None: not installed)."""
+    return shutil.which("bwrap", path="/usr/bin:/bin:/usr/local/bin")
+
+
 def bare_args(workspace: Path, limits: SandboxLimits | None = None) -> list[str]:
     """bwrap's arguments for a sandbox over `workspace`, as `BwrapSandbox` starts one
     (without egress), up to the command: the fleet benchmark's floor starts bare sandboxes
@@ -259,6 +263,7 @@ def bare_args(workspace: Path, limits: SandboxLimits | None = None) -> list[str]
     return BwrapSandbox(workspace, limits=limits)._args(workspace)
 
 
+@functools.cache
 def _system_args() -> tuple[str, ...]:
     """Namespaces, a read-only /usr (and its merged links), our /etc, /proc and /dev."""
     args = [
